@@ -1,0 +1,187 @@
+"""The shop's configuration: one frozen object, read once from the environment.
+
+This is the only module that reads ``os.environ``. Every setting is listed in
+``SETTINGS`` with its parser, so a bad value fails at start-up with one line naming it.
+An optional ``ecshop.toml`` (path in ``ECSHOP_CONFIG``, else ``./ecshop.toml``) may set
+the same keys in lower case without the prefix (``database_url = "..."``, and a
+``[gateway.<name>]`` table for gateway keys); the environment wins over the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecshop.errors import ConfigError
+
+PREFIX = "ECSHOP_"
+GATEWAY_PREFIX = "ECSHOP_GATEWAY_"
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be 1/0, true/false, yes/no or on/off")
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite:///", "mysql://", "mariadb://")):
+        raise ValueError("must start with sqlite:///, mysql:// or mariadb://")
+    return raw
+
+
+def _redis_url(raw: str) -> str:
+    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _currency(raw: str) -> str:
+    if len(raw) != 3 or not raw.isalpha() or not raw.isupper():
+        raise ValueError("must be an ISO 4217 code such as JPY")
+    return raw
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+# name -> (parser, default as text)
+SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "DATABASE_URL": (_database_url, "sqlite:///ecshop-data/shop.db"),
+    "REDIS_URL": (_redis_url, ""),
+    "ADMIN_TOKEN": (_text, ""),
+    "SECRET_KEY": (_text, ""),
+    "BASE_URL": (_text, "http://127.0.0.1:8000"),
+    "CURRENCY": (_currency, "JPY"),
+    "HOLD_TTL": (_positive_int, "900"),
+    "RECONCILE_GRACE": (_non_negative_float, "120"),
+    "RECONCILE_INTERVAL": (_non_negative_float, "30"),
+    "PLUGINS_DIR": (_text, "plugins"),
+    "PLUGINS_ENABLED": (_csv, ""),
+    "PLUGINS_DISABLED": (_csv, ""),
+    "PLUGINS_STRICT": (_bool, "0"),
+    "MAX_BODY": (_positive_int, str(1024 * 1024)),
+    "DB_LOCK_TIMEOUT": (_positive_int, "5"),
+    "IDEMPOTENCY_TTL": (_positive_int, str(48 * 3600)),
+    "PUREPYTHON": (_bool, "0"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a shop. Build it with :func:`load_config`."""
+
+    database_url: str = "sqlite:///ecshop-data/shop.db"
+    redis_url: str = ""
+    admin_token: str = ""
+    secret_key: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    currency: str = "JPY"
+    hold_ttl: int = 900
+    reconcile_grace: float = 120.0
+    reconcile_interval: float = 30.0
+    plugins_dir: str = "plugins"
+    plugins_enabled: tuple[str, ...] = ()
+    plugins_disabled: tuple[str, ...] = ()
+    plugins_strict: bool = False
+    max_body: int = 1024 * 1024
+    db_lock_timeout: int = 5
+    idempotency_ttl: int = 48 * 3600
+    purepython: bool = False
+    gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def gateway_settings(self, name: str) -> Mapping[str, str]:
+        """Settings of one gateway, from ``ECSHOP_GATEWAY_<NAME>_<KEY>`` (keys lower case)."""
+        return self.gateways.get(name.lower(), {})
+
+
+def _toml_values(path: Path) -> dict[str, str]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read configuration file: {exc}") from exc
+    values: dict[str, str] = {}
+    for key, value in data.items():
+        if key == "gateway" and isinstance(value, dict):
+            for gw_name, gw_settings in value.items():
+                for gw_key, gw_value in dict(gw_settings).items():
+                    values[f"{GATEWAY_PREFIX}{gw_name.upper()}_{gw_key.upper()}"] = str(gw_value)
+            continue
+        if isinstance(value, bool):
+            value = "1" if value else "0"
+        elif isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        values[PREFIX + key.upper()] = str(value)
+    return values
+
+
+def load_config(
+    environ: Mapping[str, str] | None = None, toml_path: str | Path | None = None
+) -> Config:
+    """Read the configuration from the environment (and ``ecshop.toml`` when present).
+
+    Raises:
+        ConfigError: a setting is malformed; the message names it in one line.
+    """
+    env = dict(os.environ if environ is None else environ)
+    path = Path(toml_path or env.get("ECSHOP_CONFIG") or "ecshop.toml")
+    merged: dict[str, str] = {}
+    if path.is_file():
+        merged.update(_toml_values(path))
+    elif toml_path is not None or env.get("ECSHOP_CONFIG"):
+        raise ConfigError(f"ECSHOP_CONFIG: no such file: {path}")
+    merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
+
+    values: dict[str, Any] = {}
+    for name, (parse, default) in SETTINGS.items():
+        raw = merged.get(PREFIX + name, default)
+        try:
+            values[name.lower()] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}{name}={raw!r}: {exc}") from exc
+
+    gateways: dict[str, dict[str, str]] = {}
+    for key, raw in merged.items():
+        if key.startswith(GATEWAY_PREFIX):
+            name, sep, setting = key[len(GATEWAY_PREFIX) :].partition("_")
+            if not sep or not name or not setting:
+                raise ConfigError(f"{key}: expected ECSHOP_GATEWAY_<NAME>_<KEY>")
+            gateways.setdefault(name.lower(), {})[setting.lower()] = raw
+    values["gateways"] = gateways
+    return Config(**values)
+
+
+def purepython_forced() -> bool:
+    """True when ``ECSHOP_PUREPYTHON`` asks for the pure-Python stock core."""
+    return _bool(os.environ.get(PREFIX + "PUREPYTHON", "0"))
+
+
+def require_extension() -> bool:
+    """True when ``ECSHOP_REQUIRE_EXTENSION`` demands the compiled stock core."""
+    return _bool(os.environ.get(PREFIX + "REQUIRE_EXTENSION", "0"))

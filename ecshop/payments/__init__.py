@@ -1,0 +1,1 @@
+"""Payment gateways: the interface, the sandbox gateway and its protocol."""

@@ -1,0 +1,270 @@
+"""The dialect-neutral part of the store: transactions, rows, migrations."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+from typing import Any
+
+from ecshop.errors import StoreError, Unavailable
+
+Row = dict[str, Any]
+Params = Sequence[Any]
+
+
+class DuplicateKey(StoreError):
+    """A unique or primary key already holds this value."""
+
+    code = "duplicate_key"
+    status = 409
+
+
+class StoreBusy(Unavailable):
+    """A lock wait timed out or a deadlock was broken: retry later."""
+
+    code = "database_busy"
+
+
+class SchemaTooNew(StoreError):
+    """The database schema is newer than this version of ecshop knows."""
+
+    code = "schema_too_new"
+
+
+class Tx:
+    """One open transaction. Use it only inside ``with store.tx() as tx``."""
+
+    def __init__(self, store: Store, conn: Any) -> None:
+        self._store = store
+        self._conn = conn
+        self.dialect = store.dialect
+
+    def _run(self, sql: str, params: Params) -> Any:
+        cur = self._conn.cursor()
+        try:
+            cur.execute(self._store.prepare(sql), tuple(params))
+        except Exception as exc:
+            cur.close()
+            raise self._store.translate_error(exc) from exc
+        return cur
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; return the number of rows it changed."""
+        cur = self._run(sql, params)
+        count = int(cur.rowcount)
+        cur.close()
+        return count
+
+    def insert(self, sql: str, params: Params = ()) -> int:
+        """Run an INSERT; return the new row's auto-increment id."""
+        cur = self._run(sql, params)
+        rowid = int(cur.lastrowid or 0)
+        cur.close()
+        return rowid
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> int:
+        if not rows:
+            return 0
+        cur = self._conn.cursor()
+        try:
+            cur.executemany(self._store.prepare(sql), [tuple(r) for r in rows])
+        except Exception as exc:
+            cur.close()
+            raise self._store.translate_error(exc) from exc
+        count = int(cur.rowcount)
+        cur.close()
+        return count
+
+    def query(self, sql: str, params: Params = ()) -> list[Row]:
+        """Run a SELECT; return every row as a dict."""
+        cur = self._run(sql, params)
+        names = [d[0] for d in cur.description or ()]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        cur.close()
+        return rows
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        """Run a SELECT; return its first row or None."""
+        rows = self.query(sql, params)
+        return rows[0] if rows else None
+
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        row = self.one(sql, params)
+        return None if row is None else next(iter(row.values()))
+
+
+class Store:
+    """Base class of the SQLite and MySQL stores."""
+
+    dialect = "generic"
+
+    def __init__(self, url: str, *, lock_timeout: int = 5) -> None:
+        self.url = url
+        self.lock_timeout = lock_timeout
+        self._local = threading.local()
+
+    # -- dialect hooks --------------------------------------------------------------
+    def _connect(self) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _begin(self, conn: Any, write: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(self, sql: str) -> str:
+        return sql
+
+    def translate_error(self, exc: Exception) -> Exception:
+        return exc
+
+    def server_version(self) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """The URL without its password, for logs and ``ecshop info``."""
+        head, sep, tail = self.url.partition("@")
+        if not sep or ":" not in head.split("//", 1)[-1]:
+            return self.url
+        scheme_user = head.rsplit(":", 1)[0]
+        return f"{scheme_user}:***@{tail}"
+
+    # -- connections ----------------------------------------------------------------
+    def connection(self) -> Any:
+        """This thread's connection, reopened after a fork."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+            self._local.depth = 0
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            try:
+                conn.close()
+            except Exception:
+                pass
+        self._local.conn = None
+
+    def _drop_connection(self) -> None:
+        self.close()
+
+    @contextmanager
+    def tx(self, *, write: bool = True) -> Iterator[Tx]:
+        """A transaction: commit on success, roll back on any exception.
+
+        A ``tx()`` inside another on the same thread joins the outer one.
+        """
+        conn = self.connection()
+        if self._local.depth:
+            self._local.depth += 1
+            try:
+                yield self._local.tx
+            finally:
+                self._local.depth -= 1
+            return
+        try:
+            self._begin(conn, write)
+        except Exception as exc:
+            self._drop_connection()
+            raise self.translate_error(exc) from exc
+        tx = Tx(self, conn)
+        self._local.tx = tx
+        self._local.depth = 1
+        try:
+            yield tx
+        except BaseException:
+            self._local.depth = 0
+            try:
+                conn.rollback()
+            except Exception:
+                self._drop_connection()
+            raise
+        self._local.depth = 0
+        try:
+            conn.commit()
+        except Exception as exc:
+            try:
+                conn.rollback()
+            except Exception:
+                pass
+            self._drop_connection()
+            raise self.translate_error(exc) from exc
+
+    def read(self) -> Any:
+        """A read-only transaction (a consistent snapshot where the dialect gives one)."""
+        return self.tx(write=False)
+
+    # -- migrations -----------------------------------------------------------------
+    def migrations(self) -> list[tuple[int, str]]:
+        """Every migration this code knows for this dialect, as ``(version, sql)``."""
+        folder = resources.files("ecshop.store") / "migrations" / self.dialect
+        found = []
+        for entry in folder.iterdir():
+            if entry.name.endswith(".sql"):
+                found.append((int(entry.name.split("_", 1)[0]), entry.read_text("utf-8")))
+        return sorted(found)
+
+    def schema_version(self) -> int:
+        """The schema version of the database, 0 when it has none yet."""
+        with self.tx(write=False) as tx:
+            if not self._has_table(tx, "schema_version"):
+                return 0
+            return int(tx.scalar("SELECT MAX(version) FROM schema_version") or 0)
+
+    def _has_table(self, tx: Tx, name: str) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def migrate(self) -> list[int]:
+        """Bring the schema up to date; return the versions applied (empty if none).
+
+        Raises:
+            SchemaTooNew: the database was migrated by a newer ecshop.
+        """
+        known = self.migrations()
+        latest = known[-1][0] if known else 0
+        current = self.schema_version()
+        if current > latest:
+            raise SchemaTooNew(
+                f"database schema is version {current}, this ecshop knows up to {latest}; "
+                "upgrade ecshop before using this database",
+                schema_version=current,
+                known_version=latest,
+            )
+        applied = []
+        for version, sql in known:
+            if version <= current:
+                continue
+            self._apply(version, sql)
+            applied.append(version)
+        return applied
+
+    def _apply(self, version: int, sql: str) -> None:
+        with self.tx() as tx:
+            for statement in split_sql(sql):
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+
+
+def split_sql(script: str) -> list[str]:
+    """Split a migration file into statements (one per ``;`` at the end of a line)."""
+    statements, current = [], []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        current.append(line)
+        if stripped.endswith(";"):
+            statements.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements

@@ -1,0 +1,102 @@
+"""MySQL/MariaDB through mysqlclient: InnoDB, utf8mb4, strict mode, READ COMMITTED."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from ecshop.errors import ConfigError
+from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx
+
+# MySQL error numbers we map onto our own errors.
+ER_DUP_ENTRY = 1062
+ER_LOCK_WAIT_TIMEOUT = 1205
+ER_LOCK_DEADLOCK = 1213
+CR_SERVER_GONE = (2006, 2013)
+
+SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+def connect_args(url: str) -> dict[str, Any]:
+    """mysqlclient's ``connect()`` keywords from ``mysql://user:pw@host:port/db?unix_socket=``."""
+    parts = urlsplit(url)
+    args: dict[str, Any] = {
+        "user": unquote(parts.username or "root"),
+        "passwd": unquote(parts.password or ""),
+        "db": parts.path.lstrip("/") or "ecshop",
+        "charset": "utf8mb4",
+        "use_unicode": True,
+        "autocommit": False,
+    }
+    query = parse_qs(parts.query)
+    if "unix_socket" in query:
+        args["unix_socket"] = query["unix_socket"][0]
+    else:
+        args["host"] = parts.hostname or "127.0.0.1"
+        args["port"] = parts.port or 3306
+    return args
+
+
+class MySQLStore(Store):
+    dialect = "mysql"
+
+    def __init__(self, url: str, *, lock_timeout: int = 5) -> None:
+        super().__init__(url, lock_timeout=lock_timeout)
+        self.args = connect_args(url)
+
+    def _connect(self) -> Any:
+        try:
+            import MySQLdb
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ConfigError(
+                "ECSHOP_DATABASE_URL: mysql needs mysqlclient: pip install 'ecshop[mysql]'"
+            ) from exc
+        try:
+            conn = MySQLdb.connect(**self.args)
+        except MySQLdb.Error as exc:
+            raise StoreBusy(f"cannot connect to the database: {exc}", retry_after=5) from exc
+        cur = conn.cursor()
+        cur.execute(f"SET SESSION sql_mode='{SQL_MODE}'")
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        cur.execute(f"SET SESSION innodb_lock_wait_timeout={int(self.lock_timeout)}")
+        cur.execute("SET NAMES utf8mb4 COLLATE utf8mb4_bin")
+        cur.close()
+        conn.commit()
+        return conn
+
+    def _begin(self, conn: Any, write: bool) -> None:
+        conn.ping()  # reconnect early rather than fail mid-transaction
+        cur = conn.cursor()
+        cur.execute("START TRANSACTION" if write else "START TRANSACTION READ ONLY")
+        cur.close()
+
+    def prepare(self, sql: str) -> str:
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def translate_error(self, exc: Exception) -> Exception:
+        import MySQLdb
+
+        if isinstance(exc, MySQLdb.Error) and exc.args:
+            errno = exc.args[0]
+            if errno == ER_DUP_ENTRY:
+                return DuplicateKey(str(exc.args[1:]))
+            if errno in (ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK):
+                return StoreBusy("the database is busy, try again shortly", retry_after=2)
+            if errno in CR_SERVER_GONE:
+                self._drop_connection()
+                return StoreBusy("lost the database connection, try again", retry_after=2)
+        return exc
+
+    def server_version(self) -> str:
+        with self.tx(write=False) as tx:
+            return str(tx.scalar("SELECT VERSION()"))
+
+    def _has_table(self, tx: Tx, name: str) -> bool:
+        return (
+            tx.one(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name = ?",
+                (name,),
+            )
+            is not None
+        )

@@ -1,0 +1,1 @@
+"""Helpers for testing ecshop and its plugins: throwaway servers, the gateway kit."""
