@@ -134,7 +134,7 @@ class MariaDBServer:
         user = ["--user=root"] if os.geteuid() == 0 else []
         with open(log, "wb") as out:
             done = subprocess.run(
-                [installer, f"--datadir={data}", "--auth-root-authentication-method=normal",
+                [installer, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
                  "--skip-test-db", *user],
                 stdout=out, stderr=subprocess.STDOUT, check=False,
             )  # fmt: skip

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
+#
+# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config) are
+# installed with apt-get where they are missing and we are root or have sudo; without
+# them the service tests skip with a reason naming the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev/null \
+  || pkg-config --exists mysqlclient 2>/dev/null || need+=(libmariadb-dev)
+if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo"; else sudo="none"; fi
+  fi
+  if [ "$sudo" = none ]; then
+    echo "test.sh: missing ${need[*]}; install them with apt-get (needs root) or the service tests skip" >&2
+  else
+    echo "test.sh: installing ${need[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+if ! .venv/bin/pip install -q -e ".[test,mysql]"; then
+  echo "test.sh: mysqlclient did not build (libmariadb-dev missing?); MariaDB tests will skip" >&2
+  .venv/bin/pip install -q -e ".[test]"
+fi
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from ecshop.config import load_config
+from ecshop.errors import ConfigError
+
+
+def test_defaults_are_the_embedded_shop(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ecshop.toml here
+    config = load_config({})
+    assert config.database_url.startswith("sqlite:///")
+    assert config.redis_url == ""
+    assert config.hold_ttl == 900
+    assert config.reconcile_grace == 120
+    assert config.max_body == 1024 * 1024
+    assert config.admin_token == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ECSHOP_HOLD_TTL", "soon"),
+        ("ECSHOP_HOLD_TTL", "-5"),
+        ("ECSHOP_DATABASE_URL", "postgres://x"),
+        ("ECSHOP_REDIS_URL", "http://x"),
+        ("ECSHOP_CURRENCY", "yen"),
+        ("ECSHOP_PLUGINS_STRICT", "maybe"),
+        ("ECSHOP_MAX_BODY", "0"),
+    ],
+)
+def test_bad_setting_fails_with_one_line_naming_it(name, value):
+    with pytest.raises(ConfigError) as info:
+        load_config({name: value})
+    message = str(info.value)
+    assert message.startswith(name)
+    assert "\n" not in message
+
+
+def test_gateway_settings_are_grouped_by_name():
+    config = load_config(
+        {"ECSHOP_GATEWAY_SANDBOX_URL": "http://127.0.0.1:9", "ECSHOP_GATEWAY_SANDBOX_SECRET": "s3"}
+    )
+    assert config.gateway_settings("sandbox") == {"url": "http://127.0.0.1:9", "secret": "s3"}
+    assert config.gateway_settings("other") == {}
+
+
+def test_toml_file_sets_keys_and_environment_wins(tmp_path):
+    path = tmp_path / "ecshop.toml"
+    path.write_text(
+        'hold_ttl = 60\nadmin_token = "from-file"\n[gateway.sandbox]\nsecret = "gw"\n', encoding="utf-8"
+    )
+    config = load_config({"ECSHOP_ADMIN_TOKEN": "from-env"}, toml_path=path)
+    assert config.hold_ttl == 60
+    assert config.admin_token == "from-env"
+    assert config.gateway_settings("sandbox")["secret"] == "gw"
+
+
+def test_missing_named_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="ECSHOP_CONFIG"):
+        load_config({"ECSHOP_CONFIG": str(tmp_path / "missing.toml")})

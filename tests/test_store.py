@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from ecshop.store import DuplicateKey, SchemaTooNew, StoreBusy, open_store
+
+PRODUCT = "INSERT INTO products (sku, name, description, price, currency, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+def _add(tx, sku, name="n", price=100):
+    tx.execute(PRODUCT, (sku, name, "", price, "JPY", time.time(), time.time()))
+
+
+def test_migrate_is_idempotent(db_url):
+    store = open_store(db_url)
+    assert store.migrate() == [1]
+    assert store.migrate() == []
+    assert store.schema_version() == 1
+
+
+def test_migrate_refuses_a_newer_schema(store):
+    with store.tx() as tx:
+        tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (99, time.time()))
+    with pytest.raises(SchemaTooNew, match="version 99"):
+        store.migrate()
+
+
+def test_unicode_round_trips_byte_for_byte(store):
+    name = "テスト商品 🍵 ①\u200d"
+    with store.tx() as tx:
+        _add(tx, "TEA", name)
+    with store.read() as tx:
+        assert tx.scalar("SELECT name FROM products WHERE sku = ?", ("TEA",)).encode() == name.encode()
+
+
+def test_exception_rolls_back_everything(store):
+    with pytest.raises(RuntimeError), store.tx() as tx:
+        _add(tx, "A")
+        _add(tx, "B")
+        raise RuntimeError("boom")
+    with store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM products") == 0
+
+
+def test_duplicate_key_is_translated_and_rolled_back(store):
+    with store.tx() as tx:
+        _add(tx, "A")
+    with pytest.raises(DuplicateKey), store.tx() as tx:
+        _add(tx, "B")
+        _add(tx, "A")
+    with store.read() as tx:
+        assert [r["sku"] for r in tx.query("SELECT sku FROM products ORDER BY sku")] == ["A"]
+
+
+def test_nested_tx_joins_the_outer_one(store):
+    with pytest.raises(RuntimeError), store.tx() as outer:
+        _add(outer, "A")
+        with store.tx() as inner:
+            assert inner is outer
+            _add(inner, "B")
+        raise RuntimeError("after inner")
+    with store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM products") == 0
+
+
+def test_check_constraints_hold(store):
+    with pytest.raises(Exception), store.tx() as tx:
+        _add(tx, "NEG", price=-1)
+    with store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM products") == 0
+
+
+def test_lock_wait_becomes_store_busy(db_url):
+    setup = open_store(db_url)
+    setup.migrate()
+    with setup.tx() as tx:
+        _add(tx, "A")
+    holder = open_store(db_url, lock_timeout=1)
+    waiter = open_store(db_url, lock_timeout=1)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.tx() as tx:
+            tx.execute("UPDATE products SET price = 1 WHERE sku = ?", ("A",))
+            locked.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    locked.wait(10)
+    try:
+        with pytest.raises(StoreBusy) as info, waiter.tx() as tx:
+            tx.execute("UPDATE products SET price = 2 WHERE sku = ?", ("A",))
+        assert info.value.status == 503 and info.value.retry_after
+    finally:
+        release.set()
+        thread.join()
+    with waiter.read() as tx:
+        assert tx.scalar("SELECT price FROM products WHERE sku = ?", ("A",)) == 1
+
+
+def test_sqlite_is_durable_and_in_wal_mode(sqlite_url):
+    store = open_store(sqlite_url)
+    store.migrate()
+    conn = store.connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+
+
+def test_mysql_session_is_strict_and_read_committed(mysql_url):
+    store = open_store(mysql_url)
+    store.migrate()
+    with store.read() as tx:
+        mode = tx.scalar("SELECT @@SESSION.sql_mode")
+        isolation = tx.scalar("SELECT @@SESSION.tx_isolation")
+        engines = {r["engine"] for r in tx.query(
+            "SELECT engine FROM information_schema.tables WHERE table_schema = DATABASE()")}
+        charsets = {r["c"] for r in tx.query(
+            "SELECT DISTINCT character_set_name AS c FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL")}
+    assert "STRICT_ALL_TABLES" in mode
+    assert isolation == "READ-COMMITTED"
+    assert engines == {"InnoDB"}
+    assert charsets == {"utf8mb4"}
