@@ -64,15 +64,12 @@ CREATE TABLE IF NOT EXISTS orders (
     total BIGINT NOT NULL CHECK (total >= 0),
     customer_json TEXT NOT NULL,
     hold_expires_at DOUBLE NULL,
-    idempotency_key VARCHAR(255) NULL,
-    request_hash CHAR(64) NULL,
     payment_id VARCHAR(128) NULL,
     paid_amount BIGINT NOT NULL DEFAULT 0,
     refunded_amount BIGINT NOT NULL DEFAULT 0,
     version BIGINT NOT NULL DEFAULT 0,
     created_at DOUBLE NOT NULL,
     updated_at DOUBLE NOT NULL,
-    UNIQUE KEY orders_idempotency_key (idempotency_key),
     KEY orders_status (status, created_at),
     KEY orders_stock_state (stock_state)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -66,8 +66,6 @@ CREATE TABLE IF NOT EXISTS orders (
     total INTEGER NOT NULL CHECK (total >= 0),
     customer_json TEXT NOT NULL,
     hold_expires_at REAL,
-    idempotency_key TEXT UNIQUE,
-    request_hash TEXT,
     payment_id TEXT,
     paid_amount INTEGER NOT NULL DEFAULT 0,
     refunded_amount INTEGER NOT NULL DEFAULT 0,
