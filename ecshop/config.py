@@ -185,3 +185,10 @@ def purepython_forced() -> bool:
 def require_extension() -> bool:
     """True when ``ECSHOP_REQUIRE_EXTENSION`` demands the compiled stock core."""
     return _bool(os.environ.get(PREFIX + "REQUIRE_EXTENSION", "0"))
+
+
+def child_environ(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a child process (gunicorn, the sandbox gateway) with overrides."""
+    env = dict(os.environ)
+    env.update(overrides)
+    return env
