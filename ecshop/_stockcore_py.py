@@ -1,18 +1,34 @@
 """Pure-Python twin of ``ecshop/_stockcore.pyx``: same API, same results.
 
-Used when the compiled module is missing or ``ECSHOP_PUREPYTHON=1`` is set.
+Used when the compiled module is missing or ``ECSHOP_PUREPYTHON=1`` is set. It speaks to
+Redis through redis-py; the compiled module speaks RESP itself over a raw socket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from hashlib import sha1
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from ecshop.errors import ValidationError
+from ecshop.errors import ConfigError, ValidationError
 
 MAX_LINES = 100
 MAX_QTY = 10_000
 MAX_SKU_LEN = 64
 COMPILED = False
+
+Reply = Any
+"""A parsed Redis reply: int, bytes, None, or a list of replies."""
+
+
+class ReplyError(Exception):
+    """Redis answered a command with an error (a script failed, a key had the wrong type)."""
+
+
+class LinkError(Exception):
+    """The connection to Redis failed (refused, closed, timed out)."""
 
 
 def canonicalize_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
@@ -24,7 +40,7 @@ def canonicalize_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]
     """
     merged: dict[str, int] = {}
     for sku, qty in lines:
-        if not isinstance(sku, str) or not 0 < len(sku) <= MAX_SKU_LEN:
+        if type(sku) is not str or not 0 < len(sku) <= MAX_SKU_LEN:
             raise ValidationError(f"sku must be a string of 1 to {MAX_SKU_LEN} characters")
         if type(qty) is not int or qty <= 0:
             raise ValidationError(f"qty of {sku} must be a positive integer", sku=sku)
@@ -37,3 +53,155 @@ def canonicalize_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]
     if len(merged) > MAX_LINES:
         raise ValidationError(f"the cart has more than {MAX_LINES} lines")
     return sorted(merged.items())
+
+
+@dataclass(frozen=True)
+class RedisAddress:
+    """Where and how to reach Redis, parsed from a ``redis://``, ``rediss://`` or
+    ``unix://`` URL."""
+
+    host: str = "127.0.0.1"
+    port: int = 6379
+    path: str = ""
+    db: int = 0
+    username: str = ""
+    password: str = ""
+    tls: bool = False
+
+
+def parse_redis_url(url: str) -> RedisAddress:
+    """Parse ``redis://[user:pw@]host[:port][/db]`` or ``unix:///path[?db=N]``.
+
+    Raises:
+        ConfigError: the URL is not a Redis URL.
+    """
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    user = unquote(parts.username or "")
+    password = unquote(parts.password or "")
+    if "password" in query:
+        password = query["password"][0]
+    try:
+        db = int(query["db"][0]) if "db" in query else 0
+        if parts.scheme == "unix":
+            if not parts.path:
+                raise ValueError("no socket path")
+            return RedisAddress(path=parts.path, db=db, username=user, password=password)
+        if parts.scheme in ("redis", "rediss"):
+            if parts.path.strip("/"):
+                db = int(parts.path.strip("/"))
+            return RedisAddress(
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 6379,
+                db=db,
+                username=user,
+                password=password,
+                tls=parts.scheme == "rediss",
+            )
+    except ValueError as exc:
+        raise ConfigError(f"ECSHOP_REDIS_URL: malformed Redis URL {url!r}: {exc}") from exc
+    raise ConfigError(f"ECSHOP_REDIS_URL: unsupported scheme in {url!r}")
+
+
+def script_sha(source: str) -> str:
+    """The SHA1 hex digest Redis uses to name a script."""
+    return sha1(source.encode("utf-8")).hexdigest()
+
+
+class StockLink:
+    """A connection to Redis for the stock scripts, over redis-py.
+
+    Args:
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        prefix: key prefix with the hash tag, e.g. ``"ecshop:{stock}:"``.
+        scripts: Lua sources by name (``reserve``, ``commit``, ...).
+        timeout: seconds to wait for a connection or a reply.
+    """
+
+    def __init__(
+        self, url: str, prefix: str, scripts: Mapping[str, str], *, timeout: float = 5.0
+    ) -> None:
+        import redis
+
+        parse_redis_url(url)  # the same URL errors as the compiled link
+        self.prefix = prefix
+        self._sources = {name: source.encode("utf-8") for name, source in scripts.items()}
+        self._shas = {name: script_sha(source) for name, source in scripts.items()}
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+
+    def command(self, *args: Any) -> Reply:
+        """Send one command and return its parsed reply."""
+        import redis
+
+        pool = self._client.connection_pool
+        try:
+            # NOTE: straight to the connection, past redis-py's reply callbacks, so
+            # replies have the same raw shape as the compiled link's.
+            conn = pool.get_connection()
+            try:
+                conn.send_command(*args)
+                reply = conn.read_response()
+            except BaseException:
+                conn.disconnect()
+                raise
+            finally:
+                pool.release(conn)
+        except redis.ResponseError as exc:
+            raise ReplyError(str(exc)) from exc
+        except redis.RedisError as exc:
+            raise LinkError(str(exc)) from exc
+        return reply
+
+    def script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Reply:
+        """Run a stock script by its SHA; load it first when Redis has not seen it."""
+        import redis
+
+        sha = self._shas[name]
+        try:
+            try:
+                return self._client.evalsha(sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                self._client.script_load(self._sources[name])
+                return self._client.evalsha(sha, len(keys), *keys, *args)
+        except redis.ResponseError as exc:
+            raise ReplyError(str(exc)) from exc
+        except redis.RedisError as exc:
+            raise LinkError(str(exc)) from exc
+
+    def reserve(self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int) -> Reply:
+        """Canonicalize the cart and run the ``reserve`` script (see ``reserve.lua``)."""
+        canon = canonicalize_lines(lines)
+        p = self.prefix
+        keys = [p + "epoch", p + "h:" + token, p + "exp"]
+        keys.extend(p + "s:" + sku for sku, _ in canon)
+        keys.extend(p + "x:" + sku for sku, _ in canon)
+        args: list[Any] = [p, token, ttl_ms]
+        for sku, qty in canon:
+            args.append(sku)
+            args.append(qty)
+        return self.script("reserve", keys, args)
+
+    def hold_call(self, name: str, token: str, *extra: Any) -> Reply:
+        """Run a script on one hold: ``commit``, ``release`` or ``ship``."""
+        p = self.prefix
+        keys = [p + "epoch", p + "h:" + token, p + "exp"]
+        return self.script(name, keys, [p, token, *extra])
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def encode_command(args: Sequence[Any]) -> bytes:
+    """One command in RESP: ``*<n>`` then each argument as a bulk string."""
+    out = bytearray(b"*%d\r\n" % len(args))
+    for arg in args:
+        if isinstance(arg, bytes):
+            item = arg
+        elif isinstance(arg, str):
+            item = arg.encode("utf-8")
+        else:
+            item = str(arg).encode("utf-8")
+        out += b"$%d\r\n%s\r\n" % (len(item), item)
+    return bytes(out)

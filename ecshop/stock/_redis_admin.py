@@ -1,0 +1,121 @@
+"""Slow-path Redis work of the Redis engine: start-up checks, rebuild, reading levels.
+
+The hot calls go through the stock core's link; these go through redis-py.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from ecshop.errors import ConfigError
+from ecshop.stock._ledger import OrderHolds
+
+CHUNK = 5000
+SAFE_POLICIES = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
+
+
+def eviction_policy(client: redis.Redis) -> str:
+    """The ``maxmemory-policy`` of the server, from CONFIG GET or else INFO.
+
+    Raises:
+        ConfigError: the server hides both (CONFIG and INFO renamed or disabled).
+    """
+    try:
+        found = client.config_get("maxmemory-policy")
+        if found.get("maxmemory-policy"):
+            return str(found["maxmemory-policy"])
+    except redis.ResponseError:
+        pass  # CONFIG may be renamed or disabled (managed Redis): try INFO
+    try:
+        info = client.info("memory")
+    except redis.ResponseError as exc:
+        raise ConfigError(
+            "ECSHOP_REDIS_URL: cannot read maxmemory-policy: CONFIG GET and INFO are disabled "
+            "on this Redis; enable one of them so ecshop can check that it never evicts stock keys"
+        ) from exc
+    policy = info.get("maxmemory_policy")
+    if not policy:
+        raise ConfigError("ECSHOP_REDIS_URL: this Redis does not report its maxmemory-policy")
+    return str(policy)
+
+
+def check_policy(client: redis.Redis) -> str:
+    """Refuse a Redis that may evict stock keys (``allkeys-*`` policies).
+
+    ``volatile-*`` policies evict only keys with a TTL and stock keys never have one.
+    """
+    policy = eviction_policy(client)
+    if policy not in SAFE_POLICIES:
+        raise ConfigError(
+            f"ECSHOP_REDIS_URL: maxmemory-policy is {policy!r}, which may evict stock keys "
+            "and oversell; set maxmemory-policy noeviction on this Redis"
+        )
+    return policy
+
+
+def scan_delete(client: redis.Redis, prefix: str) -> int:
+    """Delete every key under ``prefix``; return how many."""
+    pattern = prefix.replace("[", "\\[").replace("?", "\\?").replace("*", "\\*") + "*"
+    removed = 0
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=pattern, count=CHUNK):
+        batch.append(key)
+        if len(batch) >= CHUNK:
+            removed += int(client.unlink(*batch))
+            batch = []
+    if batch:
+        removed += int(client.unlink(*batch))
+    return removed
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+def write_copy(client: redis.Redis, prefix: str, on_hand: dict[str, int], holds: OrderHolds) -> str:
+    """Write the levels and holds computed from the database, then the epoch marker."""
+    held, sold = holds.per_sku()
+    for chunk in _chunks(sorted(on_hand)):
+        pipe = client.pipeline(transaction=False)
+        for sku in chunk:
+            h, c = held.get(sku, 0), sold.get(sku, 0)
+            pipe.hset(
+                f"{prefix}s:{sku}", mapping={"a": max(0, on_hand[sku] - h - c), "h": h, "c": c}
+            )
+        pipe.execute()
+    entries = [(t, "h", lines) for t, lines in holds.held.items()]
+    entries += [(t, "c", lines) for t, lines in holds.committed.items()]
+    for chunk in _chunks(entries):
+        pipe = client.pipeline(transaction=False)
+        for token, state, lines in chunk:
+            pipe.hset(f"{prefix}h:{token}", mapping={"": state, **dict(lines)})
+            if state == "h":
+                expires = int(holds.expires[token] * 1000)
+                pipe.zadd(f"{prefix}exp", {token: expires})
+                for sku, _ in lines:
+                    pipe.zadd(f"{prefix}x:{sku}", {token: expires})
+        pipe.execute()
+    epoch = f"{time.time():.3f}:{uuid.uuid4().hex[:8]}"
+    client.set(f"{prefix}epoch", epoch)
+    return epoch
+
+
+def read_levels(
+    client: redis.Redis, prefix: str, skus: list[str]
+) -> dict[str, tuple[int, int, int]]:
+    """``(available, held, sold)`` per SKU as Redis has them (missing SKUs left out)."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for chunk in _chunks(skus):
+        pipe = client.pipeline(transaction=False)
+        for sku in chunk:
+            pipe.hmget(f"{prefix}s:{sku}", ["a", "h", "c"])
+        for sku, values in zip(chunk, pipe.execute(), strict=True):
+            if values[0] is not None:
+                out[sku] = (int(values[0]), int(values[1] or 0), int(values[2] or 0))
+    return out

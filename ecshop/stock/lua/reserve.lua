@@ -1,0 +1,95 @@
+-- reserve.lua: hold the units of every line of a cart, all or nothing.
+-- KEYS[1]            P.."epoch"        marker: Redis holds a complete copy
+-- KEYS[2]            P.."h:"..token    the hold to create
+-- KEYS[3]            P.."exp"          expiry index of held tokens
+-- KEYS[3+i]          P.."s:"..sku_i    levels of line i (i = 1..n, SKUs sorted, unique)
+-- KEYS[3+n+i]        P.."x:"..sku_i    expiry index of line i's SKU
+-- ARGV[1]            P, the key prefix (reaches the SKUs of expired holds reclaimed here)
+-- ARGV[2]            token
+-- ARGV[3]            time to live of the hold in ms
+-- ARGV[3+2i-1], ARGV[3+2i]   sku_i, qty_i
+-- Returns {0} held (also when the token already holds or has bought: idempotent),
+--         {1, sku, requested, available, ...} for every line short of stock (nothing held),
+--         {2} the epoch marker is missing (rebuild first), {3, sku} unknown SKU.
+-- Expired holds on the touched SKUs (at most 64 per SKU) are reclaimed first, so stock
+-- left in abandoned carts comes back by itself. Every key is read before the first write.
+local P, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local n = (#KEYS - 3) / 2
+if redis.call('EXISTS', KEYS[1]) == 0 then return {2} end
+local now = now_ms()
+
+-- read phase: the token's own hold, the levels and the expired holds of every SKU
+local own_state = read_hold(KEYS[2])
+local own_exp = redis.call('ZSCORE', KEYS[3], token)
+if own_state == 'c' then return {0} end
+if own_state == 'h' and own_exp and tonumber(own_exp) > now then return {0} end
+
+local avail = {}
+for i = 1, n do
+  local lv = redis.call('HMGET', KEYS[3 + i], 'a', 'h', 'c')
+  if not lv[1] then return {3, ARGV[2 + 2 * i]} end
+  avail[ARGV[2 + 2 * i]] = tonumber(lv[1])
+end
+
+local reclaim, seen = {}, {}
+if own_state then
+  reclaim[1] = token
+  seen[token] = true
+end
+for i = 1, n do
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[3 + n + i], '-inf', now, 'LIMIT', 0, 64)
+  for _, t in ipairs(expired) do
+    if not seen[t] then
+      seen[t] = true
+      reclaim[#reclaim + 1] = t
+    end
+  end
+end
+local dropped = {}
+for k, t in ipairs(reclaim) do
+  local state, lines = read_hold(P .. 'h:' .. t)
+  probe_lines(P, lines)
+  dropped[k] = {state, lines}
+  if state == 'h' then
+    for j = 1, #lines, 2 do
+      if avail[lines[j]] then avail[lines[j]] = avail[lines[j]] + lines[j + 1] end
+    end
+  end
+end
+
+local short = {}
+for i = 1, n do
+  local sku, qty = ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i])
+  if qty > avail[sku] then
+    short[#short + 1] = sku
+    short[#short + 1] = qty
+    short[#short + 1] = avail[sku]
+  end
+end
+
+-- write phase
+for k, t in ipairs(reclaim) do
+  if dropped[k][1] == 'h' then
+    drop_hold(P, t, 'h', dropped[k][2])
+  else -- a stale index entry: the hold was committed or removed meanwhile
+    for i = 1, n do redis.call('ZREM', KEYS[3 + n + i], t) end
+    redis.call('ZREM', KEYS[3], t)
+  end
+end
+if #short > 0 then
+  table.insert(short, 1, 1)
+  return short
+end
+local expires = now + ttl
+local fields = {'', 'h'}
+for i = 1, n do
+  local sku, qty = ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i])
+  redis.call('HINCRBY', KEYS[3 + i], 'a', -qty)
+  redis.call('HINCRBY', KEYS[3 + i], 'h', qty)
+  redis.call('ZADD', KEYS[3 + n + i], expires, token)
+  fields[#fields + 1] = sku
+  fields[#fields + 1] = qty
+end
+redis.call('HSET', KEYS[2], unpack(fields))
+redis.call('ZADD', KEYS[3], expires, token)
+return {0}

@@ -1,0 +1,262 @@
+"""The Redis stock engine: atomic Lua scripts on the hot path, the database as truth.
+
+Redis keeps ``available``, ``held`` and ``sold`` per SKU and the holds (layout in
+``lua/lib.lua``); the database keeps ``on_hand`` and, in the orders table, every hold
+and sale that matters (``orders.stock_state``). Redis is a cache the database can
+rebuild: while its epoch marker is missing (restart, flush, failover) the engine refuses
+to sell with :class:`StockUnavailable` until :meth:`RedisStockEngine.rebuild` has run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+
+from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
+from ecshop.stock import _ledger, _redis_admin
+from ecshop.stock._base import EngineBase
+from ecshop.stock._types import Levels, check_text, check_token, check_ttl
+from ecshop.stock.scripts import load_scripts
+from ecshop.stockcore import core
+from ecshop.store import Store
+
+log = logging.getLogger("ecshop.stock")
+
+DEFAULT_PREFIX = "ecshop:{stock}:"
+SWEEP_BATCH = 500
+NO_EPOCH = "the stock engine has no data (Redis restarted or was flushed): rebuild pending"
+
+
+def _unavailable(retry_after: int = 5) -> StockUnavailable:
+    return StockUnavailable(NO_EPOCH, retry_after=retry_after)
+
+
+class RedisStockEngine(EngineBase):
+    """Stock held in Redis through the stock core, with the database as the truth.
+
+    Args:
+        store: the order store (the truth).
+        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        prefix: key prefix; keep the ``{...}`` hash tag so all keys share a Cluster slot.
+        timeout: seconds to wait for Redis.
+
+    Raises:
+        ConfigError: the Redis may evict keys (its ``maxmemory-policy``) or hides it.
+    """
+
+    def __init__(
+        self, store: Store, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 5.0
+    ) -> None:
+        super().__init__(store)
+        self.url = url
+        self.prefix = prefix
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout)
+        self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
+        self._checked = False
+        self._check_server()
+
+    def _check_server(self) -> None:
+        try:
+            _redis_admin.check_policy(self.client)
+        except redis.ConnectionError as exc:
+            log.warning("Redis at %s is not reachable yet: %s", self.url, exc)
+            return
+        self._checked = True
+
+    def _run(self, call: Callable[..., Any], *args: Any) -> Any:
+        if not self._checked:
+            self._check_server()
+        try:
+            return call(*args)
+        except core_errors() as exc:
+            raise StockUnavailable(f"the stock engine failed: {exc}", retry_after=2) from exc
+
+    # -- holds --------------------------------------------------------------------------
+    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float) -> None:
+        """Hold every line of a cart for ``ttl`` seconds, all or nothing; idempotent.
+
+        Raises:
+            ValidationError: bad lines, token or ttl.
+            NotFound: unknown SKU.
+            InsufficientStock: with every short line as ``(sku, requested, available)``.
+            StockUnavailable: Redis has no data (rebuild pending) or cannot be reached.
+        """
+        check_token(token)
+        ttl_ms = int(check_ttl(ttl) * 1000)
+        reply = self._run(self.link.reserve, token, lines, ttl_ms)
+        code = reply[0]
+        if code == 0:
+            return
+        if code == 1:
+            items = [
+                (reply[i].decode(), int(reply[i + 1]), int(reply[i + 2]))
+                for i in range(1, len(reply), 3)
+            ]
+            raise InsufficientStock(items)
+        if code == 3:
+            sku = reply[1].decode()
+            raise NotFound(f"no stock for sku {sku!r}", sku=sku)
+        raise _unavailable()
+
+    def commit(self, token: str) -> bool:
+        """Turn a live hold into a sale. False when the hold is gone (expired, released)."""
+        return self._hold("commit", token)
+
+    def release(self, token: str) -> bool:
+        """Give back the units of a hold; False when there is no hold (idempotent)."""
+        return self._hold("release", token, "h")
+
+    def restock(self, ref: str, lines: Iterable[tuple[str, int]]) -> None:
+        """Give back the units of a sale cancelled before shipping (idempotent per ref).
+
+        The committed hold under ``ref`` (rebuilt from ``orders.stock_state =
+        'committed'``) is the record of what was sold; ``lines`` are accepted for the
+        interface only.
+        """
+        self._hold("release", ref, "c")
+
+    def _hold(self, name: str, token: str, *extra: str) -> bool:
+        check_token(token)
+        code = self._run(self.link.hold_call, name, token, *extra)
+        if code == 2:
+            raise _unavailable()
+        return bool(code == 1)
+
+    def ship(self, token: str, *, actor: str) -> None:
+        """The units of a sale leave: ``on_hand`` falls in the database (reason ``ship``),
+        ``sold`` falls in Redis, ``available`` stays. Idempotent."""
+        check_token(token)
+        actor = check_text(actor, "actor")
+        flat = self._run(self.link.command, "HGETALL", f"{self.prefix}h:{token}")
+        hold = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        state = hold.pop("", None)
+        if state is None:
+            if not self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"):
+                raise _unavailable()
+            return
+        if state != "c":
+            raise Conflict(f"{token} is held, not sold: it cannot ship", token=token)
+        with self.store.tx() as tx:
+            for sku in sorted(hold):
+                _ledger.apply_delta(tx, sku, -int(hold[sku]), reason="ship", actor=actor, ref=token)
+            reply = self._run(self.link.hold_call, "ship", token)
+            if reply[0] == 2:
+                raise _unavailable()
+            if reply[0] != 1:
+                raise Conflict(f"{token} changed while shipping, try again", token=token)
+
+    # -- on_hand followers --------------------------------------------------------------
+    def _follow(self, sku: str, delta: int, *, create: bool = False) -> None:
+        keys = [f"{self.prefix}epoch", f"{self.prefix}s:{sku}"]
+        reply = self._run(self.link.script, "adjust", keys, [delta, 1 if create else 0])
+        code = reply[0]
+        if code == 0:
+            return
+        if code == 1:
+            raise InsufficientStock([(sku, -delta, int(reply[1]))])
+        if code == 2:
+            if create:
+                return  # the rebuild will bring the new SKU in
+            raise _unavailable()
+        raise NotFound(
+            f"sku {sku!r} is missing in the stock engine: run `ecshop stock rebuild`", sku=sku
+        )
+
+    def _unfollow(self, moves: list[tuple[str, int]]) -> None:
+        for sku, delta in reversed(moves):
+            try:
+                self._follow(sku, -delta)
+            except Exception as exc:  # audit shows what could not be undone
+                log.error("could not undo stock move %s %+d in Redis: %s", sku, -delta, exc)
+
+    # -- reads and upkeep ---------------------------------------------------------------
+    def _has_epoch(self) -> bool:
+        return bool(self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"))
+
+    def levels(self, skus: Iterable[str] | None = None) -> dict[str, Levels]:
+        """``on_hand`` from the database, the rest from Redis (all SKUs when None).
+
+        Raises:
+            StockUnavailable: Redis has no data (rebuild pending) or cannot be reached.
+        """
+        if not self._has_epoch():
+            raise _unavailable()
+        with self.store.read() as tx:
+            on_hand = _ledger.on_hand_of(tx, skus)
+        found = self._run(_redis_admin.read_levels, self.client, self.prefix, sorted(on_hand))
+        return {sku: Levels(oh, *found.get(sku, (0, 0, 0))) for sku, oh in sorted(on_hand.items())}
+
+    def sweep(self) -> int:
+        """Reclaim every expired hold; return how many (0 while a rebuild is pending)."""
+        total = 0
+        keys = [f"{self.prefix}epoch", f"{self.prefix}exp"]
+        while True:
+            done = int(self._run(self.link.script, "sweep", keys, [self.prefix, SWEEP_BATCH]))
+            if done <= 0:
+                return total
+            total += done
+            if done < SWEEP_BATCH:
+                return total
+
+    def audit(self) -> list[dict[str, Any]]:
+        """Per-SKU drift between Redis and what the database says; empty when none."""
+        if not self._has_epoch():
+            return [{"sku": None, "problem": NO_EPOCH}]
+        now = time.time()
+        self.sweep()
+        with self.store.read() as tx:
+            on_hand = _ledger.on_hand_of(tx, None)
+            holds = _ledger.order_holds(tx, now)
+            trail = _ledger.changes_drift(tx)
+        held, sold = holds.per_sku()
+        actual = self._run(_redis_admin.read_levels, self.client, self.prefix, sorted(on_hand))
+        drift = []
+        for sku, oh in sorted(on_hand.items()):
+            h, c = held.get(sku, 0), sold.get(sku, 0)
+            expected = (oh - h - c, h, c)
+            have = actual.get(sku)
+            if have != expected or sku in trail:
+                entry: dict[str, Any] = {
+                    "sku": sku,
+                    "on_hand": oh,
+                    "expected": _named(expected),
+                    "actual": None if have is None else _named(have),
+                }
+                if sku in trail:
+                    entry["audit_trail_sum"] = trail[sku][1]
+                drift.append(entry)
+        return drift
+
+    def rebuild(self) -> None:
+        """Recompute Redis from the database: levels from ``on_hand`` and the orders'
+        holds and sales; the epoch marker is written last, selling resumes then."""
+        if not self._checked:
+            self._check_server()
+        try:
+            self.client.delete(f"{self.prefix}epoch")  # stop selling first
+            _redis_admin.scan_delete(self.client, self.prefix)
+            with self.store.read() as tx:
+                on_hand = _ledger.on_hand_of(tx, None)
+                holds = _ledger.order_holds(tx, time.time())
+            epoch = _redis_admin.write_copy(self.client, self.prefix, on_hand, holds)
+        except redis.RedisError as exc:
+            raise StockUnavailable(f"rebuild failed: {exc}", retry_after=5) from exc
+        log.info("stock rebuilt in Redis: %d SKUs, %d holds, epoch %s", len(on_hand),
+                 len(holds.held) + len(holds.committed), epoch)  # fmt: skip
+
+    def close(self) -> None:
+        self.link.close()
+        self.client.close()
+
+
+def _named(values: tuple[int, int, int]) -> dict[str, int]:
+    return dict(zip(("available", "held", "sold_unshipped"), values, strict=True))
+
+
+def core_errors() -> tuple[type[BaseException], ...]:
+    """The errors of the live stock core link, and redis-py's own."""
+    return (core.LinkError, core.ReplyError, redis.RedisError)
