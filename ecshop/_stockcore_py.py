@@ -128,7 +128,7 @@ class StockLink:
         self._sources = {name: source.encode("utf-8") for name, source in scripts.items()}
         self._shas = {name: script_sha(source) for name, source in scripts.items()}
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, protocol=2
         )
 
     def command(self, *args: Any) -> Reply:

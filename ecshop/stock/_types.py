@@ -54,8 +54,8 @@ def check_ttl(ttl: float) -> float:
 
 
 def check_token(token: str) -> str:
-    if not isinstance(token, str) or not 0 < len(token) <= 128:
-        raise ValidationError("token must be a string of 1 to 128 characters", field="token")
+    if not isinstance(token, str) or not 0 < len(token) <= 64:
+        raise ValidationError("token must be a string of 1 to 64 characters", field="token")
     return token
 
 

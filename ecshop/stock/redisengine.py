@@ -54,7 +54,7 @@ class RedisStockEngine(EngineBase):
         super().__init__(store)
         self.url = url
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout)
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout, protocol=2)
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
         self._checked = False
         self._check_server()
