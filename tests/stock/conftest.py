@@ -26,8 +26,8 @@ def add_product(store: Store, engine: Any, sku: str, on_hand: int) -> None:
     with store.tx() as tx:
         now = time.time()
         tx.execute(
-            "INSERT INTO products (sku, name, description, price, currency, created_at, updated_at) "
-            "VALUES (?, ?, '', 100, 'JPY', ?, ?)",
+            "INSERT INTO products (sku, name, description, price, currency, created_at, "
+            "updated_at) VALUES (?, ?, '', 100, 'JPY', ?, ?)",
             (sku, sku, now, now),
         )
         engine.add_sku(sku, on_hand, actor="test")
@@ -136,3 +136,11 @@ def engine(engine_kind: str, stock_store: Store, request: pytest.FixtureRequest)
 @pytest.fixture
 def mirror(stock_store: Store, engine: Any) -> OrderMirror:
     return OrderMirror(stock_store, engine)
+
+
+@pytest.fixture
+def shelf(stock_store: Store, engine: Any) -> Any:
+    add_product(stock_store, engine, "TEA", 5)
+    add_product(stock_store, engine, "CUP", 2)
+    add_product(stock_store, engine, "POT", 0)
+    return engine

@@ -10,7 +10,7 @@ from ecshop.errors import InsufficientStock
 from ecshop.stock import Levels
 from ecshop.store import Store
 
-from .test_engine import lv, shelf  # noqa: F401  (fixture)
+from .test_engine import lv
 
 
 @pytest.fixture(params=["sqlite", "mysql"])
