@@ -24,7 +24,8 @@ import falcon
 from ecshop.errors import BadRequest, PayloadTooLarge, ShopError, Unauthorized
 from ecshop.errors import ValidationError as Invalid
 from ecshop.payments._sandbox_delivery import Deliverer, FaultDice
-from ecshop.payments._sandbox_state import CAPTURED, STATUSES, SandboxState
+from ecshop.payments._sandbox_schema import CAPTURED, STATUSES
+from ecshop.payments._sandbox_state import SandboxState
 from ecshop.payments.sandbox_protocol import PAY_FIELDS, verify_query
 
 log = logging.getLogger("ecshop.sandbox_gateway")

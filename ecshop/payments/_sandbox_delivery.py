@@ -34,7 +34,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ecshop.payments._sandbox_state import Fate, QueuedDelivery, SandboxState
+from ecshop.payments._sandbox_schema import Fate, QueuedDelivery
+from ecshop.payments._sandbox_state import SandboxState
 from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, sign_body
 
 log = logging.getLogger("ecshop.sandbox_gateway")

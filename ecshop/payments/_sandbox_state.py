@@ -15,127 +15,28 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecshop.errors import BadRequest, Conflict, NotFound
-
-PENDING = "pending"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-REFUNDED = "refunded"
-PARTIALLY_REFUNDED = "partially_refunded"
-UNKNOWN = "unknown"
-CAPTURED = frozenset({SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED})
-STATUSES = frozenset({PENDING, SUCCEEDED, FAILED, REFUNDED, PARTIALLY_REFUNDED})
-
-
-class UnknownOrder(NotFound):
-    """The gateway never saw a pay link for this order."""
-
-    code = "unknown_order"
-
-
-class NotCaptured(Conflict):
-    """The order's payment was never captured, so there is nothing to refund."""
-
-    code = "not_captured"
-
-
-class RefundTooLarge(BadRequest):
-    """The refund is more than what is left of the captured amount."""
-
-    code = "refund_exceeds_payment"
-
-
-EVENT_SUCCEEDED = "payment.succeeded"
-EVENT_FAILED = "payment.failed"
-EVENT_REFUNDED = "refund.succeeded"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS payments (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    order_no TEXT NOT NULL UNIQUE,
-    merchant TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    currency TEXT NOT NULL,
-    status TEXT NOT NULL,
-    payment_id TEXT,
-    refunded_amount INTEGER NOT NULL DEFAULT 0,
-    notify_url TEXT NOT NULL,
-    return_url TEXT NOT NULL,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS payments_status ON payments (status, seq);
-CREATE TABLE IF NOT EXISTS refunds (
-    id TEXT PRIMARY KEY,
-    order_no TEXT NOT NULL,
-    amount INTEGER NOT NULL,
-    idempotency_key TEXT UNIQUE,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    order_no TEXT NOT NULL,
-    type TEXT NOT NULL,
-    notify_url TEXT NOT NULL,
-    body TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS queue (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    due_at REAL NOT NULL,
-    drop_it INTEGER NOT NULL DEFAULT 0,
-    dup_it INTEGER NOT NULL DEFAULT 0,
-    duplicate INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS queue_due ON queue (due_at, id);
-CREATE TABLE IF NOT EXISTS deliveries (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL,
-    order_no TEXT NOT NULL,
-    type TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    http_status INTEGER,
-    dropped INTEGER NOT NULL,
-    duplicate INTEGER NOT NULL,
-    error TEXT,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (order_no, seq);
-"""
-
-
-@dataclass(frozen=True)
-class QueuedDelivery:
-    """One pending attempt to deliver an event (a row of ``queue``)."""
-
-    id: int
-    event_id: str
-    attempt: int
-    due_at: float
-    drop_it: bool
-    dup_it: bool
-    duplicate: bool
-    order: str
-    type: str
-    notify_url: str
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Fate:
-    """What the fault switches decided for an event's delivery, drawn when it is raised."""
-
-    delay: float = 0.0
-    drop: bool = False
-    dup: bool = False
+from ecshop.errors import Conflict
+from ecshop.payments._sandbox_schema import (
+    CAPTURED,
+    EVENT_FAILED,
+    EVENT_REFUNDED,
+    EVENT_SUCCEEDED,
+    FAILED,
+    PARTIALLY_REFUNDED,
+    PENDING,
+    REFUNDED,
+    SCHEMA,
+    SUCCEEDED,
+    UNKNOWN,
+    Fate,
+    NotCaptured,
+    QueuedDelivery,
+    RefundTooLarge,
+    UnknownOrder,
+)
 
 
 def _new_id(prefix: str) -> str:
@@ -274,25 +175,39 @@ class SandboxState:
             }
         return _payment_view(row)
 
-    def payments(
-        self, statuses: Sequence[str], limit: int, after: int
-    ) -> tuple[list[dict[str, Any]], int | None]:
-        """A page of payments in the order they were first seen, optionally by status."""
-        sql = "SELECT * FROM payments WHERE seq > ?"
+    def _page(
+        self, table: str, filters: Mapping[str, Any], limit: int, after: int
+    ) -> tuple[list[sqlite3.Row], int | None]:
+        """Rows of ``table`` after cursor ``after`` by ``seq``, and the next cursor.
+
+        ``filters`` maps a column (a constant of this module) to a value, a list of
+        values, or None for no filter.
+        """
+        sql = f"SELECT * FROM {table} WHERE seq > ?"
         params: list[Any] = [after]
-        if statuses:
-            sql += f" AND status IN ({','.join('?' * len(statuses))})"
-            params += list(statuses)
+        for column, value in filters.items():
+            if isinstance(value, list | tuple):
+                if value:
+                    sql += f" AND {column} IN ({','.join('?' * len(value))})"
+                    params += list(value)
+            elif value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
         sql += " ORDER BY seq LIMIT ?"
         params.append(limit + 1)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         more = len(rows) > limit
         rows = rows[:limit]
-        items = [
-            {k: v for k, v in _payment_view(r).items() if k != "refunded_amount"} for r in rows
-        ]
-        return items, (rows[-1]["seq"] if more else None)
+        return rows, (int(rows[-1]["seq"]) if more else None)
+
+    def payments(
+        self, statuses: Sequence[str], limit: int, after: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        """A page of payments in the order they were first seen, optionally by status."""
+        rows, cursor = self._page("payments", {"status": list(statuses)}, limit, after)
+        hidden = "refunded_amount"
+        return [{k: v for k, v in _payment_view(r).items() if k != hidden} for r in rows], cursor
 
     # -- refunds --------------------------------------------------------------------
     def refund(
@@ -500,20 +415,8 @@ class SandboxState:
         self, *, order: str | None, event_id: str | None, limit: int, after: int
     ) -> tuple[list[dict[str, Any]], int | None]:
         """A page of recorded delivery attempts, oldest first."""
-        sql = "SELECT * FROM deliveries WHERE seq > ?"
-        params: list[Any] = [after]
-        if order is not None:
-            sql += " AND order_no = ?"
-            params.append(order)
-        if event_id is not None:
-            sql += " AND event_id = ?"
-            params.append(event_id)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit + 1)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        filters = {"order_no": order, "event_id": event_id}
+        rows, cursor = self._page("deliveries", filters, limit, after)
         items = [
             {
                 "seq": r["seq"],
@@ -530,21 +433,11 @@ class SandboxState:
             }
             for r in rows
         ]
-        return items, (rows[-1]["seq"] if more else None)
+        return items, cursor
 
     def events(
         self, *, order: str | None, limit: int, after: int
     ) -> tuple[list[dict[str, Any]], int | None]:
         """A page of raised events (the notification bodies), oldest first."""
-        sql = "SELECT seq, body FROM events WHERE seq > ?"
-        params: list[Any] = [after]
-        if order is not None:
-            sql += " AND order_no = ?"
-            params.append(order)
-        sql += " ORDER BY seq LIMIT ?"
-        params.append(limit + 1)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return [json.loads(r["body"]) for r in rows], (rows[-1]["seq"] if more else None)
+        rows, cursor = self._page("events", {"order_no": order}, limit, after)
+        return [json.loads(r["body"]) for r in rows], cursor

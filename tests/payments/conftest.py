@@ -4,7 +4,9 @@
 ``python -m ecshop.payments.sandbox_server`` on a free port with its own state file and
 returns a :class:`SandboxGateway` handle (``url``, ``secret``, ``stop()``,
 ``restart()``, and helpers to sign links, settle and call the API). Keyword switches
-become flags (``delay_ms=200`` → ``--delay-ms 200``, ``reorder=True`` → ``--reorder``).
+become flags (``delay_ms=200`` → ``--delay-ms 200``, ``reorder=True`` → ``--reorder``);
+``secret_via_env=True`` hands the secret over in ``ECSHOP_GATEWAY_SANDBOX_SECRET``
+instead of ``--secret``.
 Every gateway started is stopped at teardown.
 """
 
@@ -23,6 +25,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
+from ecshop.config import child_environ
 from ecshop.payments.sandbox_protocol import sign_query
 from ecshop.testing.servers import free_port
 
@@ -39,6 +42,7 @@ class SandboxGateway:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     http: requests.Session = field(default_factory=requests.Session)
+    secret_via_env: bool = False
 
     def __post_init__(self) -> None:
         self.http.trust_env = False  # never send 127.0.0.1 through a proxy
@@ -59,7 +63,9 @@ class SandboxGateway:
 
     def args(self) -> list[str]:
         args = [sys.executable, "-m", "ecshop.payments.sandbox_server", "--port", str(self.port),
-                "--secret", self.secret, "--state", str(self.state_path)]  # fmt: skip
+                "--state", str(self.state_path)]  # fmt: skip
+        if not self.secret_via_env:
+            args += ["--secret", self.secret]
         for name, value in self.switches.items():
             flag = "--" + name.replace("_", "-")
             if value is True:
@@ -68,9 +74,15 @@ class SandboxGateway:
                 args += [flag, str(value)]
         return args
 
+    def environ(self) -> dict[str, str]:
+        secret = self.secret if self.secret_via_env else ""
+        return child_environ({"ECSHOP_GATEWAY_SANDBOX_SECRET": secret})
+
     def start(self) -> SandboxGateway:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.args(), stdout=log, stderr=subprocess.STDOUT, env=self.environ()
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -148,10 +160,10 @@ def sandbox_gateway(tmp_path: Path) -> Iterator[Callable[..., SandboxGateway]]:
     """A factory ``start_sandbox_gateway(**switches) -> SandboxGateway``."""
     started: list[SandboxGateway] = []
 
-    def start_sandbox_gateway(**switches: Any) -> SandboxGateway:
+    def start_sandbox_gateway(*, secret_via_env: bool = False, **switches: Any) -> SandboxGateway:
         directory = tmp_path / f"gateway-{len(started)}"
         directory.mkdir()
-        gateway = SandboxGateway(directory=directory, switches=switches)
+        gateway = SandboxGateway(directory, switches, secret_via_env=secret_via_env)
         started.append(gateway)
         return gateway.start()
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ecshop.config import child_environ
 from ecshop.errors import SignatureError
 from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, verify_body
 
@@ -223,6 +226,34 @@ def test_bad_requests_are_json_4xx(sandbox_gateway, receiver):
         error = resp.json()["error"]
         assert error["code"] and error["message"]
     assert cases[0].headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_secret_comes_from_the_environment_when_not_given(sandbox_gateway):
+    gw = sandbox_gateway(secret_via_env=True)
+    assert "--secret" not in gw.args()
+    assert gw.api("GET", "/v1/payments").status_code == 200
+    wrong = gw.http.get(f"{gw.url}/v1/payments", headers={"Authorization": "Bearer x"})
+    assert wrong.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "0", "--drop", "1.5"], "--drop"),
+        (["--port", "0", "--retry-budget", "0"], "--retry-budget"),
+        (["--drop", "0.1"], "--port"),
+        (["--port", "0"], "no secret"),
+    ],
+)
+def test_bad_command_lines_exit_2_with_a_reason(tmp_path, args, message):
+    env = child_environ({"ECSHOP_GATEWAY_SANDBOX_SECRET": ""})
+    done = subprocess.run(
+        [sys.executable, "-m", "ecshop.payments.sandbox_server", *args,
+         "--state", str(tmp_path / "gw.db")],
+        env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr.strip().splitlines()[-1]
 
 
 # -- settling and notifications ------------------------------------------------------------
