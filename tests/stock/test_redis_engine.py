@@ -1,0 +1,174 @@
+"""The Redis engine only: data loss, broken keys, the server it refuses, key layout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from ecshop.errors import ConfigError, StockUnavailable
+from ecshop.stock import Levels, RedisStockEngine
+from ecshop.store import Store, open_store
+from ecshop.testing.servers import RedisServer
+
+from .conftest import OrderMirror, add_product
+
+
+@pytest.fixture
+def store(sqlite_url: str) -> Iterator[Store]:
+    s = open_store(sqlite_url)
+    s.migrate()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def eng(store: Store, redis_url: str) -> Iterator[RedisStockEngine]:
+    e = RedisStockEngine(store, redis_url)
+    e.rebuild()
+    add_product(store, e, "TEA", 5)
+    add_product(store, e, "CUP", 3)
+    yield e
+    e.close()
+
+
+def test_flush_refuses_to_sell_until_rebuild(eng: RedisStockEngine, store: Store) -> None:
+    mirror = OrderMirror(store, eng)
+    mirror.place("o1", [("TEA", 2)])
+    mirror.place("o2", [("TEA", 1), ("CUP", 1)])
+    mirror.pay("o2")
+    eng.adjust("TEA", 4, reason="received", actor="ann")
+    eng.client.flushdb()
+    with pytest.raises(StockUnavailable) as err:
+        eng.reserve("o3", [("TEA", 1)], ttl=60)
+    assert err.value.status == 503 and err.value.retry_after
+    for call in (lambda: eng.commit("o1"), lambda: eng.release("o1"), lambda: eng.levels()):
+        with pytest.raises(StockUnavailable):
+            call()
+    with pytest.raises(StockUnavailable):
+        eng.adjust("TEA", -1, reason="damaged", actor="ann")
+    assert eng.audit()[0]["sku"] is None
+    eng.rebuild()
+    assert eng.audit() == []
+    assert eng.levels(["TEA"])["TEA"] == Levels(9, 6, 2, 1)
+    eng.reserve("o3", [("TEA", 1)], ttl=60)
+    assert eng.commit("o1") is True
+
+
+def test_restart_loses_data_and_rebuild_restores_it(
+    store: Store, private_redis: RedisServer
+) -> None:
+    e = RedisStockEngine(store, private_redis.unix_url)
+    e.rebuild()
+    add_product(store, e, "TEA", 5)
+    OrderMirror(store, e).place("o1", [("TEA", 2)])
+    private_redis.restart()
+    with pytest.raises(StockUnavailable):
+        e.reserve("o2", [("TEA", 1)], ttl=60)
+    e.rebuild()
+    assert e.levels(["TEA"])["TEA"] == Levels(5, 3, 2, 0)
+    assert e.audit() == []
+    e.close()
+
+
+def test_unreachable_redis_is_unavailable(store: Store, private_redis: RedisServer) -> None:
+    e = RedisStockEngine(store, private_redis.url)
+    e.rebuild()
+    private_redis.stop()
+    with pytest.raises(StockUnavailable):
+        e.reserve("o1", [("TEA", 1)], ttl=60)
+    e.close()
+
+
+@pytest.mark.parametrize("broken", ["x:TEA", "exp", "s:CUP"])
+def test_a_failing_script_writes_nothing(eng: RedisStockEngine, broken: str) -> None:
+    """A key of the wrong type fails the script before its first write."""
+    eng.reserve("o1", [("CUP", 1)], ttl=60)
+    key = f"{eng.prefix}{broken}"
+    saved = eng.client.dump(key)
+    eng.client.delete(key)
+    eng.client.set(key, "not a hash or zset")
+    before = {k: eng.client.dump(k) for k in eng.client.keys(f"{eng.prefix}*")}
+    with pytest.raises(StockUnavailable, match="wrong kind of value"):
+        eng.reserve("o2", [("CUP", 1), ("TEA", 2)], ttl=60)
+    after = {k: eng.client.dump(k) for k in eng.client.keys(f"{eng.prefix}*")}
+    assert after == before
+    eng.client.delete(key)
+    if saved is not None:
+        eng.client.restore(key, 0, saved)
+    eng.reserve("o2", [("CUP", 1), ("TEA", 2)], ttl=60)
+    assert eng.levels(["CUP"])["CUP"] == Levels(3, 1, 2, 0)
+
+
+def test_a_failing_reclaim_writes_nothing(eng: RedisStockEngine, store: Store) -> None:
+    """An expired hold whose other SKU is broken: nothing of the reserve is written."""
+    eng.reserve("o1", [("CUP", 1), ("TEA", 1)], ttl=60)
+    p = eng.prefix
+    eng.client.zadd(f"{p}x:CUP", {"o1": 0})
+    eng.client.zadd(f"{p}exp", {"o1": 0})
+    eng.client.delete(f"{p}x:TEA")
+    eng.client.set(f"{p}x:TEA", "broken")
+    before = {k: eng.client.dump(k) for k in eng.client.keys(f"{p}*")}
+    with pytest.raises(StockUnavailable):
+        eng.reserve("o2", [("CUP", 3)], ttl=60)
+    assert {k: eng.client.dump(k) for k in eng.client.keys(f"{p}*")} == before
+
+
+def test_all_keys_share_one_hash_tag(eng: RedisStockEngine, store: Store) -> None:
+    mirror = OrderMirror(store, eng)
+    mirror.place("o1", [("TEA", 1), ("CUP", 1)])
+    mirror.place("o2", [("TEA", 1)])
+    mirror.pay("o2")
+    keys = [k.decode() for k in eng.client.keys("*")]
+    assert len(keys) >= 6
+    # Redis Cluster hashes only the part between the first "{" and the next "}"
+    tags = {k[k.index("{") + 1 : k.index("}", k.index("{"))] for k in keys}
+    assert tags == {"stock"}
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu", "allkeys-random"])
+def test_refuses_a_redis_that_evicts(store: Store, private_redis: RedisServer, policy: str) -> None:
+    redis.Redis.from_url(private_redis.url).config_set("maxmemory-policy", policy)
+    with pytest.raises(ConfigError, match="maxmemory-policy"):
+        RedisStockEngine(store, private_redis.url)
+
+
+def _server(tmp_path_factory: pytest.TempPathFactory, *renamed: str) -> RedisServer:
+    args: list[str] = []
+    for command in renamed:
+        args += ["--rename-command", command, ""]
+    return RedisServer(directory=tmp_path_factory.mktemp("redis"), extra_args=tuple(args)).start()
+
+
+def test_policy_is_read_from_info_when_config_is_disabled(
+    store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = _server(tmp_path_factory, "CONFIG")
+    try:
+        RedisStockEngine(store, server.url).close()
+    finally:
+        server.cleanup()
+
+
+def test_says_so_when_config_and_info_are_disabled(
+    store: Store, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = _server(tmp_path_factory, "CONFIG", "INFO")
+    try:
+        with pytest.raises(ConfigError, match="CONFIG GET and INFO are disabled"):
+            RedisStockEngine(store, server.url)
+    finally:
+        server.cleanup()
+
+
+def test_unix_socket_url(store: Store, redis_server: Any) -> None:
+    if redis_server is None:
+        pytest.skip("ECSHOP_TEST_REDIS_URL is set: no private socket to use")
+    e = RedisStockEngine(store, redis_server.unix_url, prefix="unix:{stock}:")
+    e.rebuild()
+    add_product(store, e, "TEA", 2)
+    e.reserve("o1", [("TEA", 2)], ttl=60)
+    assert e.levels(["TEA"])["TEA"] == Levels(2, 0, 2, 0)
+    e.close()
