@@ -17,8 +17,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlencode, urljoin
 
 import pytest
 
@@ -146,6 +148,40 @@ def test_pay_page_shows_the_order_with_pay_and_decline(sandbox_gateway, receiver
     for name in fields:
         assert f'name="{name}" value="' in page, name
     assert gw.api("GET", "/v1/payments/P-1").json()["status"] == "pending"
+
+
+class FormReader(HTMLParser):
+    """The pay page's form as a browser sees it: action, hidden inputs, buttons."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action = ""
+        self.hidden: list[tuple[str, str]] = []
+        self.buttons: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.action = a["action"]
+        elif tag == "input" and a.get("type") == "hidden":
+            self.hidden.append((a["name"], a["value"]))
+        elif tag == "button":
+            self.buttons.append((a["name"], a["value"]))
+
+
+def test_the_page_form_works_as_a_browser_submits_it(sandbox_gateway, receiver):
+    gw = sandbox_gateway()
+    fields = gw.link("F-1", 2500, receiver.url, merchant="Tea & Co <shop>")
+    form = FormReader()
+    form.feed(gw.http.get(gw.pay_url(fields)).text)
+    assert dict(form.hidden) == fields  # escaped on the page, intact in the form
+    assert form.buttons == [("action", "pay"), ("action", "decline")]
+    body = urlencode([*form.hidden, form.buttons[0]])
+    resp = gw.http.post(urljoin(gw.url + "/pay", form.action), data=body, allow_redirects=False,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert resp.status_code == 303
+    assert resp.headers["Location"] == fields["return_url"]
+    assert gw.api("GET", "/v1/payments/F-1").json()["status"] == "succeeded"
 
 
 TAMPERINGS = [
