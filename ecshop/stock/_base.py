@@ -35,6 +35,14 @@ class EngineBase:
     def levels(self, skus: Iterable[str] | None = None) -> dict[str, Levels]:  # pragma: no cover
         raise NotImplementedError
 
+    def page(self, *, after: str | None, limit: int) -> tuple[dict[str, Levels], str | None]:
+        """Levels of up to ``limit`` SKUs after ``after`` in SKU order, and the next cursor."""
+        with self.store.read() as tx:
+            skus = _ledger.sku_page(tx, after=after, limit=limit + 1)
+        more = len(skus) > limit
+        skus = skus[:limit]
+        return self.levels(skus) if skus else {}, (skus[-1] if more else None)
+
     # -- on_hand changes ----------------------------------------------------------------
     def add_sku(self, sku: str, on_hand: int = 0, *, actor: str) -> None:
         """Create the stock of a new product (idempotent: an existing SKU is left alone)."""

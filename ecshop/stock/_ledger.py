@@ -123,6 +123,15 @@ def on_hand_of(tx: Tx, skus: Iterable[str] | None) -> dict[str, int]:
     return {r["sku"]: int(r["on_hand"]) for r in rows}
 
 
+def sku_page(tx: Tx, *, after: str | None, limit: int) -> list[str]:
+    """Up to ``limit`` SKUs after ``after``, in SKU order."""
+    if after:
+        rows = tx.query("SELECT sku FROM stock WHERE sku > ? ORDER BY sku LIMIT ?", (after, limit))
+    else:
+        rows = tx.query("SELECT sku FROM stock ORDER BY sku LIMIT ?", (limit,))
+    return [r["sku"] for r in rows]
+
+
 def changes_drift(tx: Tx) -> dict[str, tuple[int, int]]:
     """SKUs whose ``on_hand`` is not the sum of its audit rows: sku -> (on_hand, sum)."""
     rows = tx.query(
