@@ -14,8 +14,9 @@ import struct
 import weakref
 
 from cpython.bytearray cimport PyByteArray_AS_STRING
-from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.string cimport memchr
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memchr, memcpy
 
 from ecshop._stockcore_py import (
     MAX_LINES,
@@ -72,6 +73,107 @@ cdef inline void _put(bytearray out, bytes item):
     out += b"\r\n"
 
 
+cdef class _Writer:
+    """A growable C buffer that RESP is written into without Python objects per piece."""
+
+    cdef char* data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t cap
+
+    def __cinit__(self):
+        self.cap = 4096
+        self.size = 0
+        self.data = <char*>malloc(self.cap)
+        if self.data == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        free(self.data)
+
+    cdef int reserve_room(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t want = self.size + extra
+        cdef char* grown
+        if want <= self.cap:
+            return 0
+        while self.cap < want:
+            self.cap *= 2
+        grown = <char*>realloc(self.data, self.cap)
+        if grown == NULL:
+            raise MemoryError()
+        self.data = grown
+        return 0
+
+    cdef inline void _int(self, long long value):
+        cdef char digits[24]
+        cdef int n = 0
+        cdef bint negative = value < 0
+        if negative:
+            value = -value
+        while True:
+            digits[n] = <char>(48 + value % 10)
+            n += 1
+            value //= 10
+            if value == 0:
+                break
+        if negative:
+            self.data[self.size] = 45
+            self.size += 1
+        while n:
+            n -= 1
+            self.data[self.size] = digits[n]
+            self.size += 1
+
+    cdef int header(self, char kind, long long count) except -1:
+        self.reserve_room(32)
+        self.data[self.size] = kind
+        self.size += 1
+        self._int(count)
+        self.data[self.size] = 13
+        self.data[self.size + 1] = 10
+        self.size += 2
+        return 0
+
+    cdef int bulk2(self, bytes head, bytes tail) except -1:
+        """One bulk string made of two pieces (a key prefix and a name)."""
+        cdef Py_ssize_t nh = PyBytes_GET_SIZE(head)
+        cdef Py_ssize_t nt = PyBytes_GET_SIZE(tail)
+        self.header(36, nh + nt)
+        self.reserve_room(nh + nt + 2)
+        memcpy(self.data + self.size, PyBytes_AS_STRING(head), nh)
+        memcpy(self.data + self.size + nh, PyBytes_AS_STRING(tail), nt)
+        self.size += nh + nt
+        self.data[self.size] = 13
+        self.data[self.size + 1] = 10
+        self.size += 2
+        return 0
+
+    cdef int bulk_int(self, long long value) except -1:
+        cdef char digits[24]
+        cdef Py_ssize_t start
+        self.reserve_room(64)
+        # write the digits after a placeholder header, then the real header
+        start = self.size
+        self._int(value)
+        n = self.size - start
+        memcpy(digits, self.data + start, n)
+        self.size = start
+        self.header(36, n)
+        memcpy(self.data + self.size, digits, n)
+        self.size += n
+        self.data[self.size] = 13
+        self.data[self.size + 1] = 10
+        self.size += 2
+        return 0
+
+    cdef bytes take(self):
+        out = PyBytes_FromStringAndSize(self.data, self.size)
+        self.size = 0
+        return out
+
+
+cdef bytes EMPTY = b""
+
+
 cpdef bytes encode_command(object args):
     """One command in RESP: ``*<n>`` then each argument as a bulk string."""
     cdef bytearray out = bytearray(b"*")
@@ -117,9 +219,12 @@ cdef class _Conn:
         if self.end == size:
             self.buf.extend(bytes(size))
         try:
-            view = memoryview(self.buf)[self.end:]
-            n = self.recv_into(view)
-            view.release()
+            if self.end == 0:
+                n = self.recv_into(self.buf)
+            else:
+                view = memoryview(self.buf)[self.end:]
+                n = self.recv_into(view)
+                view.release()
         except OSError as exc:
             raise LinkError(f"reading from Redis failed: {exc or 'timed out'}") from exc
         if n == 0:
@@ -231,6 +336,7 @@ cdef class StockLink:
     cdef dict sources
     cdef dict shas
     cdef bytes p_b, epoch_b, exp_b, h_b, s_b, x_b
+    cdef _Writer writer
     cdef object __weakref__
 
     def __init__(self, str url, str prefix, object scripts, *, double timeout=5.0):
@@ -246,6 +352,7 @@ cdef class StockLink:
         self.h_b = self.p_b + b"h:"
         self.s_b = self.p_b + b"s:"
         self.x_b = self.p_b + b"x:"
+        self.writer = _Writer()
         _links.add(self)
 
     def _forget(self):
@@ -321,39 +428,53 @@ cdef class StockLink:
 
     def reserve(self, str token, object lines, long long ttl_ms):
         """Canonicalize the cart and run the ``reserve`` script (see ``reserve.lua``)."""
+        return self._evalsha("reserve", self.reserve_request(token, lines, ttl_ms))
+
+    cpdef bytes reserve_request(self, str token, object lines, long long ttl_ms):
+        """The RESP bytes of the reserve EVALSHA for this cart (what ``reserve`` sends)."""
         cdef list canon = canonicalize_lines(lines)
         cdef Py_ssize_t n = len(canon)
-        cdef bytearray out = bytearray(b"*")
-        cdef list skus = []
-        cdef bytes sku_b
+        cdef Py_ssize_t i
+        cdef _Writer w = self.writer
+        cdef list skus = [(<str>line[0]).encode("utf-8") for line in canon]
         cdef bytes token_b = token.encode("utf-8")
-        for sku, _ in canon:
-            skus.append((<str>sku).encode("utf-8"))
-        out += str(9 + 4 * n).encode("ascii")
-        out += b"\r\n$7\r\nEVALSHA\r\n"
-        _put(out, self.shas["reserve"])
-        _put(out, str(3 + 2 * n).encode("ascii"))
-        _put(out, self.epoch_b)
-        _put(out, self.h_b + token_b)
-        _put(out, self.exp_b)
-        for sku_b in skus:
-            _put(out, self.s_b + sku_b)
-        for sku_b in skus:
-            _put(out, self.x_b + sku_b)
-        _put(out, self.p_b)
-        _put(out, token_b)
-        _put(out, str(ttl_ms).encode("ascii"))
+        w.size = 0
+        w.header(42, 9 + 4 * n)
+        w.bulk2(b"EVALSHA", EMPTY)
+        w.bulk2(<bytes>self.shas["reserve"], EMPTY)
+        w.bulk_int(3 + 2 * n)
+        w.bulk2(self.epoch_b, EMPTY)
+        w.bulk2(self.h_b, token_b)
+        w.bulk2(self.exp_b, EMPTY)
         for i in range(n):
-            _put(out, <bytes>skus[i])
-            _put(out, str(canon[i][1]).encode("ascii"))
-        return self._evalsha("reserve", bytes(out))
+            w.bulk2(self.s_b, <bytes>skus[i])
+        for i in range(n):
+            w.bulk2(self.x_b, <bytes>skus[i])
+        w.bulk2(self.p_b, EMPTY)
+        w.bulk2(token_b, EMPTY)
+        w.bulk_int(ttl_ms)
+        for i in range(n):
+            w.bulk2(<bytes>skus[i], EMPTY)
+            w.bulk_int(<long long>(<tuple>canon[i])[1])
+        return w.take()
 
     def hold_call(self, str name, str token, *extra):
         """Run a script on one hold: ``commit``, ``release`` or ``ship``."""
-        cdef list command = [b"EVALSHA", self.shas[name], 3, self.epoch_b,
-                             self.h_b + token.encode("utf-8"), self.exp_b, self.p_b, token]
-        command.extend(extra)
-        return self._evalsha(name, encode_command(command))
+        cdef _Writer w = self.writer
+        cdef bytes token_b = token.encode("utf-8")
+        w.size = 0
+        w.header(42, 8 + len(extra))
+        w.bulk2(b"EVALSHA", EMPTY)
+        w.bulk2(<bytes>self.shas[name], EMPTY)
+        w.bulk2(b"3", EMPTY)
+        w.bulk2(self.epoch_b, EMPTY)
+        w.bulk2(self.h_b, token_b)
+        w.bulk2(self.exp_b, EMPTY)
+        w.bulk2(self.p_b, EMPTY)
+        w.bulk2(token_b, EMPTY)
+        for item in extra:
+            w.bulk2(_as_bytes(item), EMPTY)
+        return self._evalsha(name, w.take())
 
     def close(self):
         idle, self.idle = self.idle, []

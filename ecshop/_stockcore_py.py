@@ -170,8 +170,9 @@ class StockLink:
         except redis.RedisError as exc:
             raise LinkError(str(exc)) from exc
 
-    def reserve(self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int) -> Reply:
-        """Canonicalize the cart and run the ``reserve`` script (see ``reserve.lua``)."""
+    def _reserve_call(
+        self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int
+    ) -> tuple[list[Any], list[Any]]:
         canon = canonicalize_lines(lines)
         p = self.prefix
         keys = [p + "epoch", p + "h:" + token, p + "exp"]
@@ -181,7 +182,17 @@ class StockLink:
         for sku, qty in canon:
             args.append(sku)
             args.append(qty)
+        return keys, args
+
+    def reserve(self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int) -> Reply:
+        """Canonicalize the cart and run the ``reserve`` script (see ``reserve.lua``)."""
+        keys, args = self._reserve_call(token, lines, ttl_ms)
         return self.script("reserve", keys, args)
+
+    def reserve_request(self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int) -> bytes:
+        """The RESP bytes of the reserve EVALSHA for this cart (what ``reserve`` sends)."""
+        keys, args = self._reserve_call(token, lines, ttl_ms)
+        return encode_command(["EVALSHA", self._shas["reserve"], len(keys), *keys, *args])
 
     def hold_call(self, name: str, token: str, *extra: Any) -> Reply:
         """Run a script on one hold: ``commit``, ``release`` or ``ship``."""

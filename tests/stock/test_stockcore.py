@@ -205,3 +205,13 @@ def test_fork_reconnects(mod: ModuleType, redis_url: str) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert lk.command("GET", "k") == b"parent"
     lk.close()
+
+
+@pytest.mark.parametrize("lines", [[("B", 2), ("A", 1), ("B", 1)], [("Ü-1", 10_000)]])
+def test_reserve_request_bytes_are_the_same(mod: ModuleType, lines: Any) -> None:
+    args = ("tök", lines, 900_000)
+    ours = mod.StockLink("redis://127.0.0.1:1/0", "p:{s}:", load_scripts()).reserve_request(*args)
+    twin = _stockcore_py.StockLink("redis://127.0.0.1:1/0", "p:{s}:", load_scripts())
+    assert ours == twin.reserve_request(*args)
+    parts = 9 + 4 * len(mod.canonicalize_lines(lines))
+    assert ours.startswith(b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n" % parts)
