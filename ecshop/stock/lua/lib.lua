@@ -38,6 +38,14 @@ local function probe_lines(P, lines)
   end
 end
 
+-- Fail (before any write) unless the key is absent or of the given type.
+local function probe_type(key, want)
+  local kind = redis.call('TYPE', key)['ok']
+  if kind ~= 'none' and kind ~= want then
+    error('WRONGTYPE Operation against a key holding the wrong kind of value: ' .. key)
+  end
+end
+
 -- Remove a hold. A held one gives its units back to available; a committed one
 -- gives them back too (restock). Writes only.
 local function drop_hold(P, token, state, lines)

@@ -19,10 +19,15 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return {2} end
 local now = now_ms()
 
 -- read phase: the token's own hold, the levels and the expired holds of every SKU
-local own_state = read_hold(KEYS[2])
-local own_exp = redis.call('ZSCORE', KEYS[3], token)
-if own_state == 'c' then return {0} end
-if own_state == 'h' and own_exp and tonumber(own_exp) > now then return {0} end
+local own_state = nil
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  own_state = read_hold(KEYS[2])
+  local own_exp = redis.call('ZSCORE', KEYS[3], token)
+  if own_state == 'c' then return {0} end
+  if own_state == 'h' and own_exp and tonumber(own_exp) > now then return {0} end
+else
+  probe_type(KEYS[3], 'zset')
+end
 
 local avail = {}
 for i = 1, n do
@@ -37,7 +42,12 @@ if own_state then
   seen[token] = true
 end
 for i = 1, n do
-  local expired = redis.call('ZRANGEBYSCORE', KEYS[3 + n + i], '-inf', now, 'LIMIT', 0, 64)
+  -- PERF: peek at the earliest expiry first; the range query only when one is due
+  local first = redis.call('ZRANGE', KEYS[3 + n + i], 0, 0, 'WITHSCORES')
+  local expired = {}
+  if first[2] and tonumber(first[2]) <= now then
+    expired = redis.call('ZRANGEBYSCORE', KEYS[3 + n + i], '-inf', now, 'LIMIT', 0, 64)
+  end
   for _, t in ipairs(expired) do
     if not seen[t] then
       seen[t] = true
