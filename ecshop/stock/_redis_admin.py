@@ -58,12 +58,15 @@ def check_policy(client: redis.Redis) -> str:
     return policy
 
 
-def scan_delete(client: redis.Redis, prefix: str) -> int:
-    """Delete every key under ``prefix``; return how many."""
+def scan_delete(client: redis.Redis, prefix: str, *, keep: str = "") -> int:
+    """Delete every key under ``prefix`` but ``keep``; return how many."""
     pattern = prefix.replace("[", "\\[").replace("?", "\\?").replace("*", "\\*") + "*"
     removed = 0
     batch: list[bytes] = []
+    spare = keep.encode()
     for key in client.scan_iter(match=pattern, count=CHUNK):
+        if key == spare:
+            continue
         batch.append(key)
         if len(batch) >= CHUNK:
             removed += int(client.unlink(*batch))

@@ -28,6 +28,7 @@ log = logging.getLogger("ecshop.stock")
 
 DEFAULT_PREFIX = "ecshop:{stock}:"
 SWEEP_BATCH = 500
+REBUILD_LOCK_MS = 10 * 60 * 1000
 NO_EPOCH = "the stock engine has no data (Redis restarted or was flushed): rebuild pending"
 
 
@@ -177,6 +178,10 @@ class RedisStockEngine(EngineBase):
     def _has_epoch(self) -> bool:
         return bool(self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"))
 
+    def needs_rebuild(self) -> bool:
+        """True while Redis has no complete copy (its epoch marker is missing)."""
+        return not self._has_epoch()
+
     def levels(self, skus: Iterable[str] | None = None) -> dict[str, Levels]:
         """``on_hand`` from the database, the rest from Redis (all SKUs when None).
 
@@ -236,15 +241,25 @@ class RedisStockEngine(EngineBase):
         holds and sales; the epoch marker is written last, selling resumes then."""
         if not self._checked:
             self._check_server()
+        lock = f"{self.prefix}rebuilding"
         try:
+            if not self.client.set(lock, str(time.time()), nx=True, px=REBUILD_LOCK_MS):
+                raise StockUnavailable(
+                    "a rebuild of the stock engine is already running", retry_after=5
+                )
             self.client.delete(f"{self.prefix}epoch")  # stop selling first
-            _redis_admin.scan_delete(self.client, self.prefix)
+            _redis_admin.scan_delete(self.client, self.prefix, keep=lock)
             with self.store.read() as tx:
                 on_hand = _ledger.on_hand_of(tx, None)
                 holds = _ledger.order_holds(tx, time.time())
             epoch = _redis_admin.write_copy(self.client, self.prefix, on_hand, holds)
         except redis.RedisError as exc:
             raise StockUnavailable(f"rebuild failed: {exc}", retry_after=5) from exc
+        finally:
+            try:
+                self.client.delete(lock)
+            except redis.RedisError:
+                pass  # it expires by itself
         log.info("stock rebuilt in Redis: %d SKUs, %d holds, epoch %s", len(on_hand),
                  len(holds.held) + len(holds.committed), epoch)  # fmt: skip
 

@@ -210,6 +210,10 @@ class SQLStockEngine(EngineBase):
                         (expected, time.time(), sku),
                     )
 
+    def needs_rebuild(self) -> bool:
+        """Always False: the SQL engine's counters live in the database itself."""
+        return False
+
     def close(self) -> None:
         """Nothing to close: the store belongs to the caller."""
 

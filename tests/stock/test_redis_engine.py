@@ -172,3 +172,16 @@ def test_unix_socket_url(store: Store, redis_server: Any) -> None:
     e.reserve("o1", [("TEA", 2)], ttl=60)
     assert e.levels(["TEA"])["TEA"] == Levels(2, 0, 2, 0)
     e.close()
+
+
+def test_one_rebuild_at_a_time(eng: RedisStockEngine) -> None:
+    eng.client.set(f"{eng.prefix}rebuilding", "1", px=60_000)
+    with pytest.raises(StockUnavailable, match="already running"):
+        eng.rebuild()
+    assert eng.needs_rebuild() is False  # the refused rebuild touched nothing
+    eng.client.delete(f"{eng.prefix}rebuilding")
+    eng.client.delete(f"{eng.prefix}epoch")
+    assert eng.needs_rebuild() is True
+    eng.rebuild()
+    assert eng.needs_rebuild() is False
+    assert eng.client.exists(f"{eng.prefix}rebuilding") == 0
