@@ -109,6 +109,13 @@ def stale_check(tx: Tx, sku: str, expected_on_hand: int) -> int:
     return current
 
 
+def shipped_before(tx: Tx, ref: str) -> bool:
+    """True when units left under ``ref`` already (audit rows with reason ``ship``)."""
+    return (
+        tx.one("SELECT id FROM stock_changes WHERE ref = ? AND reason = 'ship'", (ref,)) is not None
+    )
+
+
 def on_hand_of(tx: Tx, skus: Iterable[str] | None) -> dict[str, int]:
     """``on_hand`` of the given SKUs (all SKUs when None)."""
     if skus is None:

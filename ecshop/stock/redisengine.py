@@ -129,7 +129,12 @@ class RedisStockEngine(EngineBase):
 
     def ship(self, token: str, *, actor: str) -> None:
         """The units of a sale leave: ``on_hand`` falls in the database (reason ``ship``),
-        ``sold`` falls in Redis, ``available`` stays. Idempotent."""
+        ``sold`` falls in Redis, ``available`` stays. Idempotent.
+
+        Raises:
+            Conflict: the token holds units but is not sold, or it has no sale and never
+                shipped (the engine drifted: ``ecshop stock audit --fix``).
+        """
         check_token(token)
         actor = check_text(actor, "actor")
         flat = self._run(self.link.command, "HGETALL", f"{self.prefix}h:{token}")
@@ -138,7 +143,13 @@ class RedisStockEngine(EngineBase):
         if state is None:
             if not self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"):
                 raise _unavailable()
-            return
+            with self.store.tx() as tx:
+                if _ledger.shipped_before(tx, token):
+                    return
+            raise Conflict(
+                f"the stock engine has no sale under {token}: run `ecshop stock audit --fix`",
+                token=token,
+            )
         if state != "c":
             raise Conflict(f"{token} is held, not sold: it cannot ship", token=token)
         with self.store.tx() as tx:

@@ -119,15 +119,21 @@ class SQLStockEngine(EngineBase):
             self._give_back(tx, ref, own)
 
     def ship(self, token: str, *, actor: str) -> None:
-        """The units of a sale leave: ``on_hand`` falls (audit reason ``ship``)."""
+        """The units of a sale leave: ``on_hand`` falls (audit reason ``ship``). Idempotent.
+
+        Raises:
+            Conflict: the token is held but not sold, or has no sale and never shipped.
+        """
         check_token(token)
         actor = check_text(actor, "actor")
         with self.store.tx() as tx:
             own = self._holds(tx, token, lock=True)
-            if not own or own[0]["state"] != "committed":
-                if own:
-                    raise Conflict(f"{token} is held, not sold: it cannot ship", token=token)
-                return
+            if not own:
+                if _ledger.shipped_before(tx, token):
+                    return
+                raise Conflict(f"no sale under {token} to ship", token=token)
+            if own[0]["state"] != "committed":
+                raise Conflict(f"{token} is held, not sold: it cannot ship", token=token)
             for r in sorted(own, key=lambda r: r["sku"]):
                 _ledger.apply_delta(tx, r["sku"], -r["qty"], reason="ship", actor=actor, ref=token)
             tx.execute("DELETE FROM stock_holds WHERE token = ?", (token,))

@@ -212,3 +212,15 @@ def test_rebuild_keeps_what_the_database_says(shelf: Any, mirror: OrderMirror) -
     shelf.rebuild()
     assert shelf.levels() == before
     assert shelf.audit() == []
+
+
+def test_ship_needs_a_sale(shelf: Any, mirror: OrderMirror) -> None:
+    with pytest.raises(Conflict):
+        shelf.ship("never-sold", actor="test")
+    mirror.place("o1", [("TEA", 1)])
+    with pytest.raises(Conflict):
+        shelf.ship("o1", actor="test")  # held, not paid
+    mirror.pay("o1")
+    mirror.ship("o1")
+    shelf.ship("o1", actor="test")  # shipped before: nothing more happens
+    assert lv(shelf, "TEA") == Levels(4, 4, 0, 0)
