@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 import redis
+from _stock import CART, PREFIX, PerCall, measure, prime
 
-from bench._stock import CART, PREFIX, PerCall, measure, prime
 from ecshop import _stockcore_py
 from ecshop.stock.scripts import load_scripts
 from ecshop.testing.servers import RedisServer

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import redis
+from _stock import PREFIX, measure, prime
 
-from bench._stock import PREFIX, measure, prime
 from ecshop.stock.scripts import load_scripts
 from ecshop.stockcore import core
 from ecshop.testing.servers import RedisServer

@@ -147,9 +147,9 @@ class SQLStockEngine(EngineBase):
                 tx.scalar("SELECT 1")
             return {}
         with self.store.read() as tx:
-            where, params = "", tuple[str, ...]()
+            where, params = "", []
             if wanted is not None:
-                where, params = f" WHERE sku IN ({_marks(wanted)})", tuple(wanted)
+                where, params = f" WHERE sku IN ({_marks(wanted)})", wanted
             rows = tx.query(f"SELECT sku, on_hand, available FROM stock{where}", params)
             sums = tx.query(
                 f"SELECT sku, state, SUM(qty) AS units FROM stock_holds{where} GROUP BY sku, state",
