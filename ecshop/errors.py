@@ -78,7 +78,8 @@ class InsufficientStock(Conflict):
         self.items = list(items)
         first = self.items[0] if self.items else ("", 0, 0)
         super().__init__(
-            message or f"not enough stock for {first[0]}: requested {first[1]}, available {first[2]}",
+            message
+            or f"not enough stock for {first[0]}: requested {first[1]}, available {first[2]}",
             sku=first[0],
             available=first[2],
             items=[{"sku": s, "requested": r, "available": a} for s, r, a in self.items],
@@ -135,3 +136,9 @@ class SignatureError(BadRequest):
     """A gateway notification failed verification (signature, timestamp, amount)."""
 
     code = "invalid_notification"
+
+
+class InMaintenance(Unavailable):
+    """The shop is in maintenance mode (storefront only; payments stay open)."""
+
+    code = "maintenance"

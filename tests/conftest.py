@@ -93,7 +93,9 @@ def mariadb_server() -> Iterator[MariaDBServer | None]:
     try:
         import MySQLdb  # noqa: F401
     except ImportError:
-        _unavailable("mysqlclient is not installed: pip install 'ecshop[mysql]' (needs libmariadb-dev)")
+        _unavailable(
+            "mysqlclient is not installed: pip install 'ecshop[mysql]' (needs libmariadb-dev)"
+        )
     server = MariaDBServer()
     try:
         server.start()
@@ -114,7 +116,9 @@ def mysql_url(mariadb_server: MariaDBServer | None) -> Iterator[str]:
     """A URL to a fresh, empty MariaDB database, dropped after the test."""
     import MySQLdb
 
-    base = os.environ.get("ECSHOP_TEST_MYSQL_URL") or (mariadb_server.url() if mariadb_server else "")
+    base = os.environ.get("ECSHOP_TEST_MYSQL_URL") or (
+        mariadb_server.url() if mariadb_server else ""
+    )
     name = f"ecshop_t_{uuid.uuid4().hex[:12]}"
     from ecshop.store._mysql import connect_args
 
@@ -166,7 +170,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if REQUIRE_SERVICES and _skipped and exitstatus == 0:
-        print(f"\nECSHOP_REQUIRE_SERVICES=1: {len(_skipped)} test(s) skipped, which CI counts as failure:")
+        print(
+            f"\nECSHOP_REQUIRE_SERVICES=1: {len(_skipped)} test(s) skipped, which CI counts as failure:"
+        )
         for nodeid in _skipped[:20]:
             print(f"  {nodeid}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -48,7 +48,8 @@ def test_gateway_settings_are_grouped_by_name():
 def test_toml_file_sets_keys_and_environment_wins(tmp_path):
     path = tmp_path / "ecshop.toml"
     path.write_text(
-        'hold_ttl = 60\nadmin_token = "from-file"\n[gateway.sandbox]\nsecret = "gw"\n', encoding="utf-8"
+        'hold_ttl = 60\nadmin_token = "from-file"\n[gateway.sandbox]\nsecret = "gw"\n',
+        encoding="utf-8",
     )
     config = load_config({"ECSHOP_ADMIN_TOKEN": "from-env"}, toml_path=path)
     assert config.hold_ttl == 60

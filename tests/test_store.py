@@ -23,7 +23,9 @@ def test_migrate_is_idempotent(db_url):
 
 def test_migrate_refuses_a_newer_schema(store):
     with store.tx() as tx:
-        tx.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (99, time.time()))
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (99, time.time())
+        )
     with pytest.raises(SchemaTooNew, match="version 99"):
         store.migrate()
 
@@ -33,7 +35,9 @@ def test_unicode_round_trips_byte_for_byte(store):
     with store.tx() as tx:
         _add(tx, "TEA", name)
     with store.read() as tx:
-        assert tx.scalar("SELECT name FROM products WHERE sku = ?", ("TEA",)).encode() == name.encode()
+        assert (
+            tx.scalar("SELECT name FROM products WHERE sku = ?", ("TEA",)).encode() == name.encode()
+        )
 
 
 def test_exception_rolls_back_everything(store):
@@ -117,11 +121,19 @@ def test_mysql_session_is_strict_and_read_committed(mysql_url):
     with store.read() as tx:
         mode = tx.scalar("SELECT @@SESSION.sql_mode")
         isolation = tx.scalar("SELECT @@SESSION.tx_isolation")
-        engines = {r["engine"] for r in tx.query(
-            "SELECT engine FROM information_schema.tables WHERE table_schema = DATABASE()")}
-        charsets = {r["c"] for r in tx.query(
-            "SELECT DISTINCT character_set_name AS c FROM information_schema.columns "
-            "WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL")}
+        engines = {
+            r["engine"]
+            for r in tx.query(
+                "SELECT engine FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+        }
+        charsets = {
+            r["c"]
+            for r in tx.query(
+                "SELECT DISTINCT character_set_name AS c FROM information_schema.columns "
+                "WHERE table_schema = DATABASE() AND character_set_name IS NOT NULL"
+            )
+        }
     assert "STRICT_ALL_TABLES" in mode
     assert isolation == "READ-COMMITTED"
     assert engines == {"InnoDB"}

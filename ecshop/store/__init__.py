@@ -14,7 +14,7 @@ Example::
 
 from __future__ import annotations
 
-from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx, SchemaTooNew
+from ecshop.store._base import DuplicateKey, SchemaTooNew, Store, StoreBusy, Tx
 
 __all__ = ["DuplicateKey", "SchemaTooNew", "Store", "StoreBusy", "Tx", "open_store"]
 

@@ -59,6 +59,7 @@ class MySQLStore(Store):
         cur.execute(f"SET SESSION sql_mode='{SQL_MODE}'")
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         cur.execute(f"SET SESSION innodb_lock_wait_timeout={int(self.lock_timeout)}")
+        cur.execute(f"SET SESSION lock_wait_timeout={int(self.lock_timeout)}")
         cur.execute("SET NAMES utf8mb4 COLLATE utf8mb4_bin")
         cur.close()
         conn.commit()

@@ -45,4 +45,7 @@ class SQLiteStore(Store):
         return f"SQLite {sqlite3.sqlite_version}"
 
     def _has_table(self, tx: Tx, name: str) -> bool:
-        return tx.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?", (name,)) is not None
+        return (
+            tx.one("SELECT name FROM sqlite_master WHERE type='table' AND name=?", (name,))
+            is not None
+        )

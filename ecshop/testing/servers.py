@@ -27,11 +27,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(path_or_port: str | int, proc: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+def _wait_for(
+    path_or_port: str | int, proc: subprocess.Popen[bytes], timeout: float, log: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServerUnavailable(f"server exited with {proc.returncode}: {log.read_text()[-2000:]}")
+            raise ServerUnavailable(
+                f"server exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            )
         if isinstance(path_or_port, str):
             if os.path.exists(path_or_port):
                 return
@@ -70,7 +74,9 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise ServerUnavailable("redis-server not found: install it (apt-get install redis-server)")
+            raise ServerUnavailable(
+                "redis-server not found: install it (apt-get install redis-server)"
+            )
         if not self.port:
             self.port = free_port()
         log = self.directory / "redis.log"
@@ -112,7 +118,9 @@ class MariaDBServer:
     """A private ``mariadbd`` with its own data directory; root has no password."""
 
     port: int = 0
-    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="ecshop-mariadb-")))
+    directory: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="ecshop-mariadb-"))
+    )
     proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -1,0 +1,173 @@
+"""The WSGI application factory: ``create_app()`` wires config, stores and plugins.
+
+gunicorn serves ``ecshop.app:create_app()``. Everything a resource needs is passed in
+through the :class:`Shop` it receives; nothing is read from module globals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import falcon
+
+from ecshop.checkout import CheckoutService
+from ecshop.config import Config, load_config
+from ecshop.errors import ConfigError
+from ecshop.hooks import HookRegistry
+from ecshop.maintenance import MaintenanceSwitch
+from ecshop.orders import OrderService
+from ecshop.payments.flow import PaymentFlow
+from ecshop.payments.notifications import PaymentService
+from ecshop.plugins import PluginHost, load_plugins
+from ecshop.reconcile import Reconciler
+from ecshop.resources import errors, orders, payments, products, service, storefront
+from ecshop.resources.middleware import MaintenanceGate, RequestGuard, ResponseCounter
+from ecshop.resources.openapi import OpenAPIResource
+from ecshop.stock import open_engine
+from ecshop.store import Store, open_store
+
+log = logging.getLogger("ecshop")
+
+
+@dataclass
+class Shop:
+    """The wired services of one shop process."""
+
+    config: Config
+    store: Store
+    stock: Any
+    plugins: PluginHost
+    orders: OrderService
+    checkout: CheckoutService
+    payments: PaymentService
+    flow: PaymentFlow
+    reconciler: Reconciler
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hooks(self) -> HookRegistry:
+        return self.plugins.hooks
+
+    @property
+    def gateways(self) -> dict[str, Any]:
+        return self.plugins.gateways
+
+    def close(self) -> None:
+        self.stock.close()
+        self.store.close()
+
+
+def build_shop(config: Config, *, store: Store | None = None) -> Shop:
+    """Open the store, check its schema, load plugins, open the stock engine, wire services."""
+    store = store or open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    known = store.migrations()[-1][0]
+    current = store.schema_version()
+    if current != known:
+        raise ConfigError(
+            f"ECSHOP_DATABASE_URL: schema is version {current}, this ecshop needs {known}: run `ecshop migrate`"
+        )
+    plugins = load_plugins(config)
+    stock = open_engine(config, store)
+    _rebuild_if_empty(stock)
+    hooks = plugins.hooks
+    order_service = OrderService(store, stock, hooks, hold_ttl=config.hold_ttl)
+    payment_service = PaymentService(store, order_service, hooks)
+    return Shop(
+        config=config,
+        store=store,
+        stock=stock,
+        plugins=plugins,
+        orders=order_service,
+        checkout=CheckoutService(
+            store,
+            stock,
+            hooks,
+            order_service,
+            currency=config.currency,
+            hold_ttl=config.hold_ttl,
+            idempotency_ttl=config.idempotency_ttl,
+        ),
+        payments=payment_service,
+        flow=PaymentFlow(
+            order_service, payment_service, plugins.gateways, base_url=config.base_url
+        ),
+        reconciler=Reconciler(
+            store,
+            stock,
+            order_service,
+            payment_service,
+            plugins.gateways,
+            grace=config.reconcile_grace,
+        ),
+    )
+
+
+def _rebuild_if_empty(stock: Any) -> None:
+    """A Redis that lost its data (first start, restart, flush) is rebuilt from the database."""
+    try:
+        if stock.needs_rebuild():
+            stock.rebuild()
+    except Exception as exc:  # Redis down: the engine answers 503 until it is back
+        log.warning("stock engine not rebuilt at start-up: %s", exc)
+
+
+class ShopApp(falcon.App):
+    """A Falcon app that remembers its routes, so the OpenAPI document stays true."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.route_table: list[tuple[str, Any, str | None]] = []
+
+    def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
+        self.route_table.append((uri_template, resource, kwargs.get("suffix")))
+        super().add_route(uri_template, resource, **kwargs)
+
+
+def create_app(config: Config | None = None, *, shop: Shop | None = None) -> ShopApp:
+    """Build the WSGI app. With no arguments, configuration comes from the environment."""
+    if shop is None:
+        shop = build_shop(config or load_config())
+    counters: Counter[tuple[str, str]] = Counter()
+    app = ShopApp(
+        middleware=[
+            ResponseCounter(counters),
+            RequestGuard(shop.config),
+            MaintenanceGate(MaintenanceSwitch(shop.store)),
+        ]
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    app.add_route("/", storefront.Storefront(shop))
+    app.add_route("/api/v1/products", products.ProductList(shop))
+    app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
+    app.add_route("/api/v1/checkout", orders.Checkout(shop))
+    app.add_route("/api/v1/orders/{number}", orders.OrderStatus(shop))
+    app.add_route("/api/v1/orders/{number}/cancel", orders.OrderCancel(shop))
+    app.add_route("/payments/{gateway}/notify", payments.Notify(shop))
+    app.add_route("/payments/{gateway}/return", payments.Return(shop))
+
+    app.add_route("/api/v1/admin/products", products.AdminProductList(shop))
+    app.add_route("/api/v1/admin/products/{sku}", products.AdminProductItem(shop))
+    app.add_route("/api/v1/admin/orders", orders.AdminOrderList(shop))
+    app.add_route("/api/v1/admin/orders/{number}", orders.AdminOrderItem(shop))
+    action = orders.AdminOrderAction(shop)
+    for name in ("ship", "cancel", "refund", "mark-paid"):
+        app.add_route(
+            f"/api/v1/admin/orders/{{number}}/{name}", action, suffix=name.replace("-", "_")
+        )
+
+    from ecshop.resources import admin_stock
+
+    admin_stock.add_routes(app, shop)
+
+    app.add_route("/api/v1/admin/maintenance", service.MaintenanceResource(shop))
+    app.add_route("/healthz", service.Health(shop))
+    app.add_route("/metrics", service.Metrics(shop, counters))
+    app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))
+    shop.hooks.do_action("shop_started", shop)
+    app.shop = shop  # type: ignore[attr-defined]
+    return app

@@ -1,0 +1,250 @@
+"""Checkout: validate, reserve, write the order durably, and only then hand out the
+gateway's redirect (DESIGN.md, "Orders: the write-ahead record").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ecshop.errors import (
+    IdempotencyMismatch,
+    NotFound,
+    ShopError,
+    Unavailable,
+    ValidationError,
+)
+from ecshop.orders import PENDING, OrderService, lines_of, load
+from ecshop.stockcore import core
+from ecshop.store import DuplicateKey, Store, Tx
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+MAX_CUSTOMER_JSON = 4096
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+SCOPE = "checkout"
+
+
+def new_order_number(now: float | None = None) -> str:
+    """A readable order number: the UTC date and 8 random base32 characters."""
+    day = time.strftime("%Y%m%d", time.gmtime(now))
+    return f"{day}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+
+
+@dataclass(frozen=True)
+class CheckoutResult:
+    order: dict[str, Any]
+    lines: list[dict[str, Any]]
+    created: bool  # False when an Idempotency-Key replayed an earlier order
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def parse_cart(body: dict[str, Any]) -> tuple[list[tuple[str, int]], dict[str, Any], str]:
+    """Lines (merged, sorted), customer and gateway name from a checkout body."""
+    raw_lines = body.get("lines")
+    if not isinstance(raw_lines, list) or not raw_lines:
+        raise ValidationError("lines must be a non-empty list of {sku, qty}", field="lines")
+    pairs = []
+    for i, line in enumerate(raw_lines):
+        if not isinstance(line, dict) or set(line) - {"sku", "qty"}:
+            raise ValidationError(f"lines[{i}] must be an object with sku and qty", field="lines")
+        pairs.append((line.get("sku"), line.get("qty")))
+    lines = core.canonicalize_lines(pairs)
+    customer = body.get("customer")
+    if not isinstance(customer, dict):
+        raise ValidationError("customer must be an object with at least an email", field="customer")
+    email = customer.get("email")
+    if not isinstance(email, str) or not EMAIL_RE.match(email):
+        raise ValidationError("customer.email must be an email address", field="customer.email")
+    if "name" in customer and (
+        not isinstance(customer["name"], str) or len(customer["name"]) > 255
+    ):
+        raise ValidationError(
+            "customer.name must be a string of at most 255 characters", field="customer.name"
+        )
+    if len(json.dumps(customer, ensure_ascii=False)) > MAX_CUSTOMER_JSON:
+        raise ValidationError(f"customer is over {MAX_CUSTOMER_JSON} characters", field="customer")
+    gateway = body.get("gateway")
+    if not isinstance(gateway, str) or not gateway:
+        raise ValidationError("gateway must name a payment gateway", field="gateway")
+    unknown = sorted(set(body) - {"lines", "customer", "gateway"})
+    if unknown:
+        raise ValidationError(f"unknown field: {unknown[0]}", field=unknown[0])
+    return lines, customer, gateway
+
+
+class CheckoutService:
+    def __init__(self, store: Store, stock: Any, hooks: Any, orders: OrderService, *,
+                 currency: str, hold_ttl: int, idempotency_ttl: int) -> None:  # fmt: skip
+        self.store = store
+        self.stock = stock
+        self.hooks = hooks
+        self.orders = orders
+        self.currency = currency
+        self.hold_ttl = hold_ttl
+        self.idempotency_ttl = idempotency_ttl
+
+    def _priced(self, lines: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        skus = [sku for sku, _ in lines]
+        marks = ", ".join("?" for _ in skus)
+        with self.store.read() as tx:
+            rows = tx.query(
+                f"SELECT sku, name, price FROM products WHERE sku IN ({marks}) "
+                "AND deleted_at IS NULL AND active = 1",
+                skus,
+            )
+        prices = {r["sku"]: r for r in rows}
+        priced = []
+        for line_no, (sku, qty) in enumerate(lines, start=1):
+            product = prices.get(sku)
+            if product is None:
+                raise NotFound(f"no product with sku {sku!r}", sku=sku)
+            unit = int(product["price"])
+            priced.append({"line_no": line_no, "sku": sku, "name": product["name"],
+                           "unit_price": unit, "qty": qty, "line_total": unit * qty})  # fmt: skip
+        return priced
+
+    def _replay(self, key: str, digest: str) -> CheckoutResult | None:
+        with self.store.read() as tx:
+            row = tx.one(
+                # NOTE: `key` is reserved in MySQL; SQLite accepts the same backquotes.
+                "SELECT request_hash, ref, expires_at FROM idempotency_keys WHERE scope = ? AND `key` = ?",
+                (SCOPE, key),
+            )
+            if row is None or float(row["expires_at"]) < time.time():
+                return None
+            if row["request_hash"] != digest:
+                raise IdempotencyMismatch(
+                    "this Idempotency-Key was used with a different request body", key=key
+                )
+
+            return CheckoutResult(load(tx, row["ref"]), lines_of(tx, row["ref"]), created=False)
+
+    def place(
+        self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None
+    ) -> CheckoutResult:
+        """Place an order: the returned order is committed durably before this returns.
+
+        Raises:
+            ValidationError / NotFound: bad cart, unknown SKU or gateway (nothing written).
+            InsufficientStock: 409, nothing written, nothing held.
+            IdempotencyMismatch: the key was used with another body (422).
+            Unavailable: the order could not be written; its hold was released (503).
+        """
+        if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+            raise ValidationError(
+                "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
+            )
+        digest = request_hash(body)
+        if idempotency_key:
+            replay = self._replay(idempotency_key, digest)
+            if replay:
+                return replay
+        lines, customer, gateway = parse_cart(body)
+        if gateway not in gateways:
+            raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
+        priced = self._priced(lines)
+        subtotal = sum(line["line_total"] for line in priced)
+        cart = {"lines": priced, "customer": customer, "gateway": gateway}
+        errors = self.hooks.apply_filters("checkout_validate", [], cart)
+        if errors:
+            raise ValidationError(str(errors[0]), errors=[str(e) for e in errors])
+        totals = self.hooks.apply_filters(
+            "cart_totals",
+            {"subtotal": subtotal, "shipping": 0, "total": subtotal, "currency": self.currency},
+            cart,
+        )
+        shipping, total = int(totals.get("shipping", 0)), int(totals["total"])
+        if total < 0 or shipping < 0:
+            raise ShopError("cart_totals produced a negative total")
+
+        number = new_order_number()
+        token = secrets.token_hex(16)
+        now = time.time()
+        expires_at = now + self.hold_ttl
+        try:
+            with self.store.tx() as tx:
+                # NOTE: on the SQL engine the reservation joins this transaction, so a
+                # checkout is one durable commit; on Redis it is one script call first.
+                self.stock.reserve(number, lines, ttl=self.hold_ttl)
+                self._write(
+                    tx,
+                    number,
+                    token,
+                    priced,
+                    customer,
+                    gateway,
+                    subtotal,
+                    shipping,
+                    total,
+                    now,
+                    expires_at,
+                )
+                if idempotency_key:
+                    self._remember(tx, idempotency_key, digest, number, now)
+        except DuplicateKey as exc:
+            self.stock.release(number)
+            if idempotency_key:
+                replay = self._replay(idempotency_key, digest)
+                if replay:
+                    return replay
+            raise Unavailable("the order could not be written, try again", retry_after=1) from exc
+        except ShopError as exc:
+            if exc.status >= 500:
+                self.stock.release(number)
+            raise
+        except Exception as exc:
+            self.stock.release(number)
+            raise Unavailable(
+                "the order could not be written, try again shortly", retry_after=2
+            ) from exc
+        # PERF: the order is built from what was just committed instead of read back.
+        order = {
+            "number": number, "access_token": token, "status": PENDING, "stock_state": "held",
+            "gateway": gateway, "currency": self.currency, "subtotal": subtotal, "shipping": shipping,
+            "total": total, "customer_json": json.dumps(customer, ensure_ascii=False),
+            "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
+            "version": 0, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        result = CheckoutResult(order, priced, created=True)
+        self.hooks.do_action("order_created", result.order)
+        return result
+
+    def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer: dict[str, Any],
+               gateway: str, subtotal: int, shipping: int, total: int, now: float, expires_at: float) -> None:  # fmt: skip
+        tx.execute(
+            "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, subtotal, "
+            "shipping, total, customer_json, hold_expires_at, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (number, token, PENDING, gateway, self.currency, subtotal, shipping, total,
+             json.dumps(customer, ensure_ascii=False), expires_at, now, now),
+        )  # fmt: skip
+        tx.executemany(
+            "INSERT INTO order_lines (order_number, line_no, sku, name, unit_price, qty, line_total) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(number, ln["line_no"], ln["sku"], ln["name"], ln["unit_price"], ln["qty"], ln["line_total"])
+             for ln in priced],
+        )  # fmt: skip
+        tx.execute(
+            "INSERT INTO order_events (order_number, from_status, to_status, actor, reason, created_at) "
+            "VALUES (?, NULL, ?, 'customer', 'checkout', ?)",
+            (number, PENDING, now),
+        )
+
+    def _remember(self, tx: Tx, key: str, digest: str, number: str, now: float) -> None:
+        tx.execute(
+            "DELETE FROM idempotency_keys WHERE scope = ? AND `key` = ? AND expires_at < ?",
+            (SCOPE, key, now),
+        )
+        tx.execute(
+            "INSERT INTO idempotency_keys (scope, `key`, request_hash, ref, created_at, expires_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (SCOPE, key, digest, number, now, now + self.idempotency_ttl),
+        )

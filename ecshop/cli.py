@@ -1,0 +1,300 @@
+"""The ``ecshop`` command line. Exit 0 on success, non-zero with one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ecshop import __version__
+from ecshop.config import Config, child_environ, load_config
+from ecshop.errors import ShopError
+
+GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
+
+
+def _shop(config: Config) -> Any:
+    from ecshop.app import build_shop
+
+    return build_shop(config)
+
+
+def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.store import open_store
+
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    applied = store.migrate()
+    version = store.schema_version()
+    if applied:
+        print(f"migrated {store.describe()} to schema version {version} (applied {applied})")
+    else:
+        print(f"{store.describe()} is up to date (schema version {version})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.stockcore import describe
+    from ecshop.store import open_store
+
+    print(f"ecshop {__version__}")
+    print(f"python {platform.python_version()} ({platform.python_implementation()})")
+    print(f"stock core: {describe()}")
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    try:
+        print(
+            f"database: {store.describe()} — {store.server_version()}, schema {store.schema_version()}"
+        )
+    except Exception as exc:
+        print(f"database: {store.describe()} — unreachable: {exc}")
+    if config.redis_url:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(config.redis_url)
+            server = client.info("server")
+            policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+            print(
+                f"stock engine: redis {server.get('redis_version')} at {config.redis_url} (maxmemory-policy {policy})"
+            )
+        except redis.RedisError as exc:
+            print(f"stock engine: redis at {config.redis_url} — unreachable: {exc}")
+    else:
+        print("stock engine: sql (in the database)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    cmd_migrate(args, config)
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
+        "--bind", args.bind, "--workers", str(args.workers), "ecshop.app:create_app()",
+    ]  # fmt: skip
+    os.execv(sys.executable, argv)
+    return 0  # pragma: no cover - execv does not return
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ShopError(f"{url}: the process exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise ShopError(f"{url} did not answer within {timeout}s")
+
+
+def cmd_demo(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import demo
+    from ecshop.testing.servers import free_port
+
+    data = Path(args.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    secret_file = data / "secrets"
+    if not secret_file.exists():
+        secret_file.write_text(f"{secrets.token_hex(16)} {secrets.token_urlsafe(24)}\n")
+        secret_file.chmod(0o600)
+    gateway_secret, admin_token = secret_file.read_text().split()
+    admin_token = config.admin_token or admin_token
+    host, _, port = args.bind.rpartition(":")
+    gw_port = args.gateway_port or free_port()
+    env = {
+        "ECSHOP_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
+        "ECSHOP_ADMIN_TOKEN": admin_token,
+        "ECSHOP_BASE_URL": f"http://{host}:{port}",
+        "ECSHOP_GATEWAY_SANDBOX_URL": f"http://127.0.0.1:{gw_port}",
+        "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway_secret,
+    }
+    child = child_environ(env)
+    demo_config = load_config(child)
+    from ecshop.store import open_store
+
+    store = open_store(demo_config.database_url)
+    store.migrate()
+    shop = _shop(demo_config)
+    added = demo.seed(shop.store, shop.stock, demo_config.currency)
+    shop.close()
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "ecshop.payments.sandbox_server", "--port", str(gw_port),
+         "--state", str(data / "sandbox-gateway.db")],
+        env=child,
+    )  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", args.bind,
+         "--workers", str(args.workers), "ecshop.app:create_app()"],
+        env=child,
+    )  # fmt: skip
+    try:
+        _wait_http(f"http://{args.bind}/api/v1/products", server)
+        base = f"http://{args.bind}"
+        print(f"ecshop demo: {added} products added, data in {data}")
+        print(f"  shop:            {base}/")
+        print(f"  catalog (JSON):  {base}/api/v1/products")
+        print(f"  OpenAPI:         {base}/api/openapi.json")
+        print(f"  sandbox gateway: http://127.0.0.1:{gw_port}")
+        print(f"  admin API token: {admin_token}")
+        print("Press Ctrl+C to stop.", flush=True)
+        return server.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for proc in (server, gateway):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def cmd_plugins(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.plugins import load_plugins
+
+    print(load_plugins(config).report())
+    return 0
+
+
+def cmd_stock(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.stock import cli as stock_cli
+
+    shop = _shop(config)
+    try:
+        if args.stock_command == "audit":
+            return int(stock_cli.audit(shop, args.fix))
+        return int(stock_cli.rebuild(shop))
+    finally:
+        shop.close()
+
+
+def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
+    import threading
+
+    shop = _shop(config)
+    try:
+        if args.once:
+            from ecshop.reconcile import LEASE, acquire_lease, release_lease
+
+            holder = shop.reconciler.holder
+            if not acquire_lease(shop.store, LEASE, holder, ttl=300):
+                print(
+                    "ecshop: another reconciler holds the lease; try again later", file=sys.stderr
+                )
+                return 3
+            try:
+                print(f"reconcile: {shop.reconciler.run_once()}")
+            finally:
+                release_lease(shop.store, LEASE, holder)
+            return 0
+        shop.reconciler.run_forever(args.interval or config.reconcile_interval, threading.Event())
+        return 0
+    finally:
+        shop.close()
+
+
+def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import maintenance
+    from ecshop.store import open_store
+
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    maintenance.write(
+        store, maintenance.Maintenance(args.state == "on", args.message, args.retry_after)
+    )
+    print(f"maintenance mode {args.state}" + (f": {args.message}" if args.message else ""))
+    return 0
+
+
+def cmd_sandbox_gateway(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.payments import sandbox_server
+
+    return int(sandbox_server.main(args.rest))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ecshop", description="A shop server that never loses an order."
+    )
+    parser.add_argument("--version", action="version", version=f"ecshop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace, Config], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo", cmd_demo, "run the demo shop on SQLite with the sandbox gateway")
+    p.add_argument("--bind", default="127.0.0.1:8000")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--data-dir", default="ecshop-data")
+    p.add_argument("--gateway-port", type=int, default=0)
+    p = add("serve", cmd_serve, "serve the configured shop with gunicorn")
+    p.add_argument("--bind", default="127.0.0.1:8000")
+    p.add_argument("--workers", type=int, default=2)
+    add("migrate", cmd_migrate, "create or upgrade the database schema")
+    add("info", cmd_info, "show versions, the live stock core and the servers in use")
+    add("plugins", cmd_plugins, "list plugins and gateways found, with their status")
+    p = add("stock", cmd_stock, "compare or rebuild the stock engine from the database")
+    stock_sub = p.add_subparsers(dest="stock_command", required=True, metavar="ACTION")
+    audit = stock_sub.add_parser("audit", help="print per-SKU drift; exit 1 if any")
+    audit.add_argument("--fix", action="store_true", help="rebuild the engine when drift is found")
+    stock_sub.add_parser(
+        "rebuild", help="recompute the engine's counts and holds from the database"
+    )
+    p = add(
+        "reconcile", cmd_reconcile, "settle orders stuck in pending_payment with their gateways"
+    )
+    p.add_argument("--once", action="store_true", help="one pass, then exit (for cron)")
+    p.add_argument(
+        "--interval",
+        type=float,
+        default=0,
+        help="seconds between passes (default ECSHOP_RECONCILE_INTERVAL)",
+    )
+    p = add(
+        "maintenance", cmd_maintenance, "turn maintenance mode on or off (payments keep landing)"
+    )
+    p.add_argument("state", choices=["on", "off"])
+    p.add_argument("--message", default="")
+    p.add_argument("--retry-after", type=int, default=300)
+    p = add(
+        "sandbox-gateway", cmd_sandbox_gateway, "run the sandbox payment gateway as its own process"
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if args_list[:1] == ["sandbox-gateway"]:
+        # Pass every flag through untouched: the gateway parses its own.
+        args = argparse.Namespace(func=cmd_sandbox_gateway, rest=args_list[1:])
+    else:
+        args = parser.parse_args(args_list)
+    try:
+        config = load_config()
+        return int(args.func(args, config))
+    except ShopError as exc:
+        print(f"ecshop: {exc.message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The demo shop's catalog: a dozen products with Japanese and English names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecshop import catalog
+from ecshop.errors import NotFound
+
+DEMO_PRODUCTS: list[dict[str, Any]] = [
+    {"sku": "SENCHA-100", "name": "静岡煎茶 Shizuoka Sencha 100g", "price": 1200, "on_hand": 40},
+    {"sku": "MATCHA-30", "name": "宇治抹茶 Uji Matcha 30g", "price": 2400, "on_hand": 25},
+    {"sku": "HOJICHA-80", "name": "ほうじ茶 Roasted Hojicha 80g", "price": 980, "on_hand": 60},
+    {"sku": "GENMAI-200", "name": "玄米茶 Genmaicha 200g", "price": 860, "on_hand": 50},
+    {"sku": "YUNOMI-BLUE", "name": "藍染湯呑 Indigo Yunomi Cup", "price": 3200, "on_hand": 12},
+    {"sku": "KYUSU-300", "name": "常滑焼急須 Tokoname Kyusu Teapot", "price": 8800, "on_hand": 5},
+    {"sku": "CHASEN-80", "name": "茶筅 Bamboo Matcha Whisk", "price": 2900, "on_hand": 20},
+    {"sku": "FUROSHIKI-M", "name": "風呂敷 Furoshiki Wrapping Cloth", "price": 1800, "on_hand": 30},
+    {
+        "sku": "TENUGUI-WAVE",
+        "name": "手ぬぐい 波 Tenugui Towel, Waves",
+        "price": 1100,
+        "on_hand": 45,
+    },
+    {
+        "sku": "WAGASHI-BOX",
+        "name": "和菓子詰め合わせ Wagashi Sweets Box",
+        "price": 3600,
+        "on_hand": 8,
+    },
+    {"sku": "SAKURA-TIN", "name": "桜の茶缶 Sakura Tea Caddy", "price": 2500, "on_hand": 15},
+    {
+        "sku": "LIMITED-1",
+        "name": "限定 黒楽茶碗 Limited Black Raku Bowl",
+        "price": 48000,
+        "on_hand": 1,
+    },
+]
+
+
+def seed(store: Any, stock: Any, currency: str) -> int:
+    """Add the demo products that are missing; return how many were added."""
+    added = 0
+    for product in DEMO_PRODUCTS:
+        try:
+            catalog.get_product(store, product["sku"], include_inactive=True)
+            continue
+        except NotFound:
+            pass
+        data = {**product, "description": f"{product['name']} — demo product"}
+        catalog.create_product(store, stock, data, currency=currency, actor="demo")
+        added += 1
+    return added

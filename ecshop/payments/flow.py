@@ -1,0 +1,99 @@
+"""The shop's side of a payment: starting it, refunding it, asking for its status.
+
+Gateways only speak their provider's protocol; this module turns their answers into
+order transitions through the order and payment services.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from ecshop.errors import GatewayError, NotFound
+from ecshop.orders import ACCEPTED, PENDING, OrderService
+from ecshop.payments.base import PaymentOrder
+from ecshop.payments.notifications import FAILED, SUCCEEDED, PaymentService
+
+
+class PaymentFlow:
+    def __init__(self, orders: OrderService, payments: PaymentService, gateways: dict[str, Any],
+                 *, base_url: str) -> None:  # fmt: skip
+        self.orders = orders
+        self.payments = payments
+        self.gateways = gateways
+        self.base_url = base_url.rstrip("/")
+
+    def _gateway(self, name: str) -> Any:
+        gateway = self.gateways.get(name)
+        if gateway is None:
+            raise NotFound(f"no payment gateway {name!r}", gateway=name)
+        return gateway
+
+    def urls(self, order: dict[str, Any]) -> tuple[str, str]:
+        """The notify and return URLs the gateway is given for this order."""
+        name = order["gateway"]
+        query = urlencode({"order": order["number"], "token": order["access_token"]})
+        return (
+            f"{self.base_url}/payments/{name}/notify",
+            f"{self.base_url}/payments/{name}/return?{query}",
+        )
+
+    def start(self, order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+        """What the customer needs to pay: a redirect URL or an auto-posting form.
+
+        An offline method (cash on delivery, bank transfer) moves the order to
+        ``accepted`` instead, selling its stock now.
+        """
+        gateway = self._gateway(order["gateway"])
+        customer = json.loads(order["customer_json"])
+        notify_url, return_url = self.urls(order)
+        start = gateway.start_payment(
+            PaymentOrder(
+                number=order["number"], amount=int(order["total"]), currency=order["currency"],
+                customer_email=customer.get("email", ""),
+                description=", ".join(f"{ln['name']} x{ln['qty']}" for ln in lines)[:200],
+            ),
+            notify_url=notify_url, return_url=return_url,
+        )  # fmt: skip
+        if getattr(start, "offline", False):
+            if order["status"] == PENDING:
+                self.orders.accept_offline(order["number"], actor=f"gateway:{order['gateway']}")
+            return {
+                "offline": True,
+                "instructions": getattr(start, "instructions", None),
+                "status": ACCEPTED,
+            }
+        payment: dict[str, Any] = {"redirect_url": start.redirect_url}
+        if getattr(start, "form_fields", None):
+            payment["form"] = {
+                "action": start.form_action or start.redirect_url,
+                "fields": dict(start.form_fields),
+            }
+        return payment
+
+    def settle(self, order: dict[str, Any]) -> str | None:
+        """Ask the gateway about a pending order and apply a final answer like a notification."""
+        gateway = self._gateway(order["gateway"])
+        try:
+            status = gateway.fetch_status(order["number"])
+        except GatewayError:
+            return None
+        from ecshop.reconcile import SyntheticEvent
+
+        if status.status == "succeeded":
+            event = SyntheticEvent(f"return:{order['number']}:succeeded", SUCCEEDED, order["number"],
+                                   int(status.amount), status.currency, status.payment_id)  # fmt: skip
+        elif status.status == "failed":
+            event = SyntheticEvent(f"return:{order['number']}:failed", FAILED, order["number"],
+                                   int(order["total"]), order["currency"], status.payment_id)  # fmt: skip
+        else:
+            return None
+        return self.payments.receive(order["gateway"], event)
+
+    def refund(self, order: dict[str, Any], amount: int, *, actor: str, reason: str) -> None:
+        """Refund through the order's gateway, then record it on the order."""
+        gateway = self._gateway(order["gateway"])
+        if not getattr(gateway, "offline", False):
+            gateway.refund(order["number"], amount)
+        self.orders.record_refund(order["number"], amount, actor=actor, reason=reason)

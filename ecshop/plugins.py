@@ -1,0 +1,136 @@
+"""Plugin discovery: the ``ecshop.plugins`` entry-point group and a plugins folder.
+
+A plugin is a module exposing ``NAME``, ``VERSION`` and ``register(host)``; in
+``register`` it calls ``host.add_action`` / ``host.add_filter`` / ``host.add_gateway``.
+A plugin that fails to load is reported with its reason and the shop starts without it,
+unless ``ECSHOP_PLUGINS_STRICT=1``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from ecshop.config import Config
+from ecshop.errors import ConfigError
+from ecshop.hooks import HookRegistry
+
+log = logging.getLogger("ecshop.plugins")
+GROUP = "ecshop.plugins"
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str = "?"
+    source: str = "folder"
+    status: str = "enabled"
+    error: str = ""
+    hooks: list[str] = field(default_factory=list)
+    gateways: list[str] = field(default_factory=list)
+
+
+class PluginHost:
+    """What plugins register into: the hook registry and the gateways."""
+
+    def __init__(self, config: Config, hooks: HookRegistry | None = None) -> None:
+        self.config = config
+        self.hooks = hooks or HookRegistry()
+        self.gateways: dict[str, Any] = {}
+        self.plugins: list[PluginInfo] = []
+        self._current: PluginInfo | None = None
+
+    def _plugin(self) -> str:
+        return self._current.name if self._current else "core"
+
+    def add_action(self, name: str, callback: Callable[..., Any], priority: int = 10) -> None:
+        self.hooks.add_action(name, callback, priority, plugin=self._plugin())
+        if self._current:
+            self._current.hooks.append(name)
+
+    def add_filter(self, name: str, callback: Callable[..., Any], priority: int = 10) -> None:
+        self.hooks.add_filter(name, callback, priority, plugin=self._plugin())
+        if self._current:
+            self._current.hooks.append(name)
+
+    def add_gateway(self, gateway_class: type) -> None:
+        name = str(getattr(gateway_class, "name", ""))
+        if not name:
+            raise ValueError("a gateway class needs a name")
+        self.gateways[name] = gateway_class(self.config.gateway_settings(name))
+        if self._current:
+            self._current.gateways.append(name)
+
+    def _enabled(self, name: str) -> bool:
+        if name in self.config.plugins_disabled:
+            return False
+        return not self.config.plugins_enabled or name in self.config.plugins_enabled
+
+    def load(self, name: str, source: str, loader: Callable[[], Any]) -> None:
+        info = PluginInfo(name=name, source=source)
+        self.plugins.append(info)
+        if not self._enabled(name):
+            info.status = "disabled"
+            return
+        self._current = info
+        try:
+            module = loader()
+            info.name = str(getattr(module, "NAME", name))
+            info.version = str(getattr(module, "VERSION", "?"))
+            module.register(self)
+        except Exception as exc:
+            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.error("plugin %s failed to load: %s", name, info.error)
+            if self.config.plugins_strict:
+                raise ConfigError(
+                    f"ECSHOP_PLUGINS_STRICT: plugin {name} failed to load: {info.error}"
+                ) from exc
+        finally:
+            self._current = None
+
+    def report(self) -> str:
+        rows = [
+            f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<9} gateways / hooks / error"
+        ]
+        for p in self.plugins:
+            detail = p.error or ", ".join(p.gateways + p.hooks) or "-"
+            rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<9} {detail}")
+        rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
+        return "\n".join(rows)
+
+
+def _folder_loader(path: Path) -> Callable[[], Any]:
+    def load() -> Any:
+        target = path / "__init__.py" if path.is_dir() else path
+        module_name = f"ecshop_plugin_{path.stem}"
+        spec = importlib.util.spec_from_file_location(module_name, target)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+def load_plugins(config: Config, hooks: HookRegistry | None = None) -> PluginHost:
+    """Find, load and register every plugin; gateways pass through ``payment_gateways``."""
+    host = PluginHost(config, hooks)
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        host.load(ep.name, "entry_point", ep.load)
+    folder = Path(config.plugins_dir)
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(("_", ".")):
+                continue
+            if (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file():
+                host.load(path.stem, "folder", _folder_loader(path))
+    host.gateways = dict(host.hooks.apply_filters("payment_gateways", host.gateways))
+    return host

@@ -1,0 +1,188 @@
+"""The reconciler: settles what the gateway callbacks missed.
+
+One pass (``ecshop reconcile --once``, or the loop inside ``ecshop serve``):
+
+1. re-apply journaled events that were never applied (a worker died after the 2xx);
+2. ask the gateway about every order still ``pending_payment`` past the grace period,
+   and apply its answer like a notification: paid → paid (or ``needs_attention``),
+   failed → cancelled; no payment and the hold expired → cancelled (expired);
+3. sweep expired holds in the stock engine.
+
+Only one reconciler runs at a time across workers and hosts: it holds a lease row in
+the database, renewed each pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecshop.errors import GatewayError, ShopError
+from ecshop.orders import PENDING, OrderService
+from ecshop.payments.notifications import FAILED, SUCCEEDED, PaymentService
+from ecshop.store import DuplicateKey, Store
+
+log = logging.getLogger("ecshop.reconcile")
+LEASE = "reconciler"
+
+
+@dataclass
+class SyntheticEvent:
+    """An event the reconciler learned by asking the gateway."""
+
+    id: str
+    type: str
+    order: str
+    amount: int
+    currency: str
+    payment_id: str | None
+    created: int = field(default_factory=lambda: int(time.time()))
+    raw: str = ""
+
+
+@dataclass
+class ReconcileReport:
+    replayed: int = 0
+    checked: int = 0
+    paid: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    errors: int = 0
+    swept: int = 0
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
+
+
+def acquire_lease(store: Store, name: str, holder: str, ttl: float) -> bool:
+    """Take or renew the lease ``name`` for ``holder``; False if someone else holds it."""
+    now = time.time()
+    with store.tx() as tx:
+        changed = tx.execute(
+            "UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder = ? OR expires_at < ?)",
+            (holder, now + ttl, name, holder, now),
+        )
+        if changed:
+            return True
+    try:
+        with store.tx() as tx:
+            tx.execute(
+                "INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)",
+                (name, holder, now + ttl),
+            )
+    except DuplicateKey:
+        return False
+    return True
+
+
+def release_lease(store: Store, name: str, holder: str) -> None:
+    with store.tx() as tx:
+        tx.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+
+class Reconciler:
+    def __init__(self, store: Store, stock: Any, orders: OrderService, payments: PaymentService,
+                 gateways: dict[str, Any], *, grace: float) -> None:  # fmt: skip
+        self.store = store
+        self.stock = stock
+        self.orders = orders
+        self.payments = payments
+        self.gateways = gateways
+        self.grace = grace
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+    def run_once(self, *, now: float | None = None, batch: int = 500) -> ReconcileReport:
+        report = ReconcileReport()
+        if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
+            self.stock.rebuild()
+        for row in self.payments.unapplied():
+            event = SyntheticEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
+                                   row["currency"], row["payment_id"])  # fmt: skip
+            try:
+                self.payments.apply(row["gateway"], event)
+                report.replayed += 1
+            except ShopError as exc:
+                report.errors += 1
+                log.warning("re-applying %s failed: %s", row["event_id"], exc.message)
+        current = time.time() if now is None else now
+        with self.store.read() as tx:
+            stuck = tx.query(
+                "SELECT number, gateway, total, currency, hold_expires_at FROM orders "
+                "WHERE status = ? AND created_at < ? ORDER BY created_at LIMIT ?",
+                (PENDING, current - self.grace, batch),
+            )
+        for order in stuck:
+            report.checked += 1
+            try:
+                self._settle(order, current, report)
+            except (GatewayError, ShopError) as exc:
+                report.errors += 1
+                log.warning("reconciling %s failed: %s", order["number"], exc.message)
+        report.swept = int(self.stock.sweep() or 0)
+        return report
+
+    def _settle(self, order: dict[str, Any], now: float, report: ReconcileReport) -> None:
+        gateway = self.gateways.get(order["gateway"])
+        number = order["number"]
+        status = gateway.fetch_status(number) if gateway is not None else None
+        state = getattr(status, "status", "unknown")
+        if state in ("succeeded", "refunded", "partially_refunded"):
+            event = SyntheticEvent(f"reconcile:{number}:succeeded", SUCCEEDED, number, int(status.amount),  # type: ignore[union-attr]
+                                   status.currency, status.payment_id)  # type: ignore[union-attr]  # fmt: skip
+            outcome = self._receive(order["gateway"], event)
+            report.paid += outcome in ("paid", "needs_attention")
+        elif state == "failed":
+            event = SyntheticEvent(f"reconcile:{number}:failed", FAILED, number, int(order["total"]),
+                                   order["currency"], getattr(status, "payment_id", None))  # fmt: skip
+            report.cancelled += self._receive(order["gateway"], event) == "declined"
+        elif order["hold_expires_at"] is not None and float(order["hold_expires_at"]) < now:
+            self.orders.cancel(number, actor="reconciler", reason="expired: no payment before the hold ended",
+                               allowed_from=frozenset({PENDING}))  # fmt: skip
+            report.expired += 1
+
+    def _receive(self, gateway: str, event: SyntheticEvent) -> str:
+        try:
+            return self.payments.receive(gateway, event)
+        except ShopError as exc:
+            log.warning(
+                "gateway status for %s did not match the order: %s", event.order, exc.message
+            )
+            raise
+
+    def run_forever(
+        self, interval: float, stop: threading.Event, lease_ttl: float | None = None
+    ) -> None:
+        """The background loop: one pass per interval while this process holds the lease."""
+        ttl = lease_ttl or max(interval * 3, 30)
+        while not stop.is_set():
+            try:
+                if acquire_lease(self.store, LEASE, self.holder, ttl):
+                    report = self.run_once()
+                    if report.checked or report.replayed:
+                        log.info("reconcile: %s", report)
+            except Exception:  # keep the loop alive whatever one pass hits
+                log.exception("reconcile pass failed")
+            stop.wait(interval)
+        try:
+            release_lease(self.store, LEASE, self.holder)
+        except Exception:
+            pass
+
+
+def start_background(app: Any) -> threading.Event | None:
+    """Run the reconciler loop in a daemon thread of this process (gunicorn worker)."""
+    shop = getattr(app, "shop", None)
+    if shop is None or shop.config.reconcile_interval <= 0:
+        return None
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=shop.reconciler.run_forever, args=(shop.config.reconcile_interval, stop),
+        name="ecshop-reconciler", daemon=True,
+    )  # fmt: skip
+    thread.start()
+    return stop

@@ -1,0 +1,1 @@
+"""HTTP resources: parse, call a service, render. No business rules live here."""

@@ -1,0 +1,222 @@
+"""Checkout, the customer's order view and cancel, and the admin order API."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from typing import Any
+
+import falcon
+
+from ecshop.errors import BadRequest, NotFound, ValidationError
+from ecshop.orders import PENDING, lines_of, load
+from ecshop.resources._http import paging, read_json, send_json
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(ts)))
+
+
+def render_order(order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "number": order["number"],
+        "status": order["status"],
+        "gateway": order["gateway"],
+        "currency": order["currency"],
+        "subtotal": int(order["subtotal"]),
+        "shipping": int(order["shipping"]),
+        "total": int(order["total"]),
+        "paid_amount": int(order["paid_amount"]),
+        "refunded_amount": int(order["refunded_amount"]),
+        "expires_at": iso(order["hold_expires_at"]) if order["status"] == PENDING else None,
+        "created_at": iso(order["created_at"]),
+        "lines": [
+            {
+                "sku": ln["sku"],
+                "name": ln["name"],
+                "unit_price": int(ln["unit_price"]),
+                "qty": int(ln["qty"]),
+                "line_total": int(ln["line_total"]),
+            }
+            for ln in lines
+        ],
+    }
+
+
+def _authorized_order(
+    shop: Any, req: falcon.Request, number: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    token = req.get_param("token") or req.get_header("X-Order-Token") or ""
+    with shop.store.read() as tx:
+        try:
+            order = load(tx, number)
+        except NotFound:
+            order = None
+        # NOTE: an unknown order and a wrong token answer the same 404, so order
+        # numbers cannot be probed.
+        if order is None or not hmac.compare_digest(
+            token.encode(), str(order["access_token"]).encode()
+        ):
+            raise NotFound(f"no order {number!r} for this token", number=number)
+        return order, lines_of(tx, number)
+
+
+class Checkout:
+    """``POST /api/v1/checkout``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Place an order; it is committed before the gateway redirect is returned."""
+        body = read_json(req, self.shop.config.max_body)
+        result = self.shop.checkout.place(
+            body, gateways=self.shop.gateways, idempotency_key=req.get_header("Idempotency-Key")
+        )
+        order = result.order
+        view = render_order(order, result.lines)
+        view["access_token"] = order["access_token"]
+        payment = self.shop.flow.start(order, result.lines)
+        view["status"] = payment.pop("status", order["status"])
+        view["payment"] = payment
+        send_json(resp, view, falcon.HTTP_201 if result.created else falcon.HTTP_200)
+
+
+class OrderStatus:
+    """``GET /api/v1/orders/{number}``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """The order's real state (needs its access token)."""
+        order, lines = _authorized_order(self.shop, req, number)
+        send_json(resp, render_order(order, lines))
+
+
+class OrderCancel:
+    """``POST /api/v1/orders/{number}/cancel``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """The customer cancels an unpaid order; its stock comes back."""
+        _authorized_order(self.shop, req, number)
+        change = self.shop.orders.cancel(number, actor="customer", reason="cancelled by the customer",
+                                         allowed_from=frozenset({PENDING}))  # fmt: skip
+        with self.shop.store.read() as tx:
+            send_json(resp, render_order(change.order, lines_of(tx, number)))
+
+
+class AdminOrderList:
+    """``GET /api/v1/admin/orders``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """List orders, newest number first within the page cursor."""
+        limit, after = paging(req)
+        status = req.get_param("status")
+        where, params = [], []
+        if status:
+            where.append("status = ?")
+            params.append(status)
+        if after:
+            where.append("number > ?")
+            params.append(after)
+        sql = "SELECT number FROM orders" + (f" WHERE {' AND '.join(where)}" if where else "")
+        with self.shop.store.read() as tx:
+            numbers = [
+                r["number"]
+                for r in tx.query(sql + " ORDER BY number LIMIT ?", (*params, limit + 1))
+            ]
+            more = len(numbers) > limit
+            numbers = numbers[:limit]
+            items = [render_order(load(tx, n), lines_of(tx, n)) for n in numbers]
+        send_json(resp, {"items": items, "next_after": numbers[-1] if more else None})
+
+
+class AdminOrderItem:
+    """``GET /api/v1/admin/orders/{number}``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """One order with its lines, events and payment journal."""
+        with self.shop.store.read() as tx:
+            order = load(tx, number)
+            view = render_order(order, lines_of(tx, number))
+            view["customer"] = json.loads(order["customer_json"])
+            view["payment_id"] = order["payment_id"]
+            view["events"] = [
+                {**e, "created_at": iso(e["created_at"]), "data": json.loads(e.pop("data_json") or "null")}
+                for e in tx.query(
+                    "SELECT from_status, to_status, actor, reason, data_json, created_at FROM order_events "
+                    "WHERE order_number = ? ORDER BY id", (number,))
+            ]  # fmt: skip
+            view["payments"] = [
+                {**p, "received_at": iso(p["received_at"]), "applied_at": iso(p["applied_at"])}
+                for p in tx.query(
+                    "SELECT gateway, event_id, type, amount, currency, payment_id, outcome, received_at, "
+                    "applied_at FROM payments_journal WHERE order_number = ? ORDER BY id", (number,))
+            ]  # fmt: skip
+        send_json(resp, view)
+
+
+class AdminOrderAction:
+    """``POST /api/v1/admin/orders/{number}/{action}``: ship, cancel, refund, mark-paid."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_post_ship(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """Ship a paid order: on_hand decreases by the shipped quantities."""
+        self._done(resp, self.shop.orders.ship(number, actor="admin").order)
+
+    def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """Cancel an unpaid, accepted or paid order (a paid one is refunded and restocked)."""
+        with self.shop.store.read() as tx:
+            order = load(tx, number)
+        outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
+        if order["status"] == "paid" and outstanding > 0:
+            self.shop.flow.refund(
+                order, outstanding, actor="admin", reason="cancelled by the admin"
+            )
+        change = self.shop.orders.cancel(number, actor="admin", reason="cancelled by the admin")
+        self._done(resp, change.order)
+
+    def on_post_refund(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """Refund through the gateway, in full or in part (``{"amount": n}``)."""
+        body = read_json(req, self.shop.config.max_body) if req.content_length else {}
+        with self.shop.store.read() as tx:
+            order = load(tx, number)
+        outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
+        amount = body.get("amount", outstanding)
+        if type(amount) is not int or amount <= 0:
+            raise ValidationError(
+                "amount must be a positive integer in minor units", field="amount"
+            )
+        if amount > outstanding:
+            raise BadRequest(f"amount {amount} is over what is left to refund ({outstanding})",
+                             refundable=outstanding)  # fmt: skip
+        self.shop.flow.refund(
+            order, amount, actor="admin", reason=str(body.get("reason", "refund by the admin"))
+        )
+        with self.shop.store.read() as tx:
+            self._done(resp, load(tx, number))
+
+    def on_post_mark_paid(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
+        """Mark an offline order (cash on delivery, bank transfer) or a backordered one as paid."""
+        with self.shop.store.read() as tx:
+            order = load(tx, number)
+        change = self.shop.orders.mark_paid(number, amount=int(order["total"]), payment_id=None,
+                                            actor="admin", reason="marked paid by the admin")  # fmt: skip
+        self._done(resp, change.order)
+
+    def _done(self, resp: falcon.Response, order: dict[str, Any]) -> None:
+        with self.shop.store.read() as tx:
+            send_json(resp, render_order(order, lines_of(tx, order["number"])))

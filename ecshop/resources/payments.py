@@ -1,0 +1,94 @@
+"""Payment endpoints called by gateways and returning customers. Never shed, open in
+maintenance mode: a payment in flight must always be able to land."""
+
+from __future__ import annotations
+
+import hmac
+import html
+from typing import Any
+
+import falcon
+
+from ecshop.errors import NotFound, PayloadTooLarge
+from ecshop.orders import PENDING, load
+from ecshop.resources._http import send_json
+
+
+class Notify:
+    """``POST /payments/{gateway}/notify``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
+        """A gateway notification: verified, journaled once, then applied (2xx after the journal commit)."""
+        gw = self.shop.gateways.get(gateway)
+        if gw is None:
+            raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
+        limit = self.shop.config.max_body
+        body = req.bounded_stream.read(limit + 1)
+        if len(body) > limit:
+            raise PayloadTooLarge(f"notification is over the limit of {limit} bytes")
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        event = gw.parse_notification(headers, body)
+        outcome = self.shop.payments.receive(gateway, event)
+        send_json(resp, {"received": True, "event": str(event.id), "outcome": outcome})
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Order {number}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{refresh}</head>
+<body><main>
+<h1>Order <span id="order-number">{number}</span></h1>
+<p id="order-status" data-status="{status}">{message}</p>
+<p>Total: {total} {currency}</p>
+</main></body></html>
+"""
+
+MESSAGES = {
+    "paid": "Thank you: your payment was received.",
+    "accepted": "Thank you: your order was accepted.",
+    "pending_payment": "Your payment is being processed. This page refreshes by itself.",
+    "cancelled": "This order was cancelled; nothing was charged.",
+    "needs_attention": "Your payment was received; we will contact you about your order.",
+    "shipped": "Your order has shipped.",
+    "refunded": "This order was refunded.",
+}
+
+
+class Return:
+    """``GET /payments/{gateway}/return``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
+        """The customer is back from the gateway: show the order's real state."""
+        number = req.get_param("order") or ""
+        token = req.get_param("token") or ""
+        with self.shop.store.read() as tx:
+            try:
+                order = load(tx, number)
+            except NotFound:
+                order = None
+        if order is None or not hmac.compare_digest(
+            token.encode(), str(order["access_token"]).encode()
+        ):
+            raise NotFound("no such order for this link")
+        if order["status"] == PENDING and order["gateway"] == gateway:
+            # NOTE: the notification may still be on its way: ask the gateway now.
+            self.shop.flow.settle(order)
+            with self.shop.store.read() as tx:
+                order = load(tx, number)
+        status = order["status"]
+        if req.client_accepts_json and not req.client_accepts("text/html"):
+            send_json(resp, {"number": number, "status": status})
+            return
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = PAGE.format(
+            number=html.escape(number), status=html.escape(status),
+            message=html.escape(MESSAGES.get(status, status)), total=int(order["total"]),
+            currency=html.escape(order["currency"]),
+            refresh='<meta http-equiv="refresh" content="3">' if status == PENDING else "",
+        )  # fmt: skip

@@ -1,0 +1,88 @@
+"""A real shop process for end-to-end tests and benchmarks: gunicorn serving ecshop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecshop.testing.servers import ServerUnavailable, free_port
+
+GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+
+
+@dataclass
+class ShopProcess:
+    """``gunicorn ecshop.app:create_app()`` with the given ``ECSHOP_*`` environment."""
+
+    env: dict[str, str]
+    workers: int = 2
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def run_cli(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``ecshop <args>`` against the same configuration."""
+        return subprocess.run(
+            [sys.executable, "-m", "ecshop.cli", *args], env={**os.environ, **self.env},
+            capture_output=True, text=True, check=check, timeout=timeout,
+        )  # fmt: skip
+
+    def start(self) -> ShopProcess:
+        self.run_cli("migrate")
+        if not self.port:
+            self.port = free_port()
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
+             "--workers", str(self.workers), *self.extra_args, "ecshop.app:create_app()"],
+            env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerUnavailable(
+                    f"gunicorn exited with {self.proc.returncode}: {self.log_tail()}"
+                )
+            try:
+                urllib.request.urlopen(self.url + "/api/v1/products", timeout=1).close()
+                return self
+            except (urllib.error.URLError, OSError):
+                time.sleep(0.1)
+        self.stop()
+        raise ServerUnavailable(f"the shop did not answer within 30s: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-3000:]
+        return ""
+
+    def worker_pids(self) -> list[int]:
+        """The PIDs of gunicorn's workers (children of the arbiter)."""
+        if self.proc is None:
+            return []
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

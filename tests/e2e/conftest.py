@@ -1,0 +1,127 @@
+"""End-to-end fixtures: gunicorn serving ecshop, the sandbox gateway process, and the
+database and stock engine of each supported setup (embedded default, and MariaDB+Redis).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from ecshop.testing.sandbox import SandboxGatewayProcess
+from ecshop.testing.servers import free_port
+from ecshop.testing.shop import ShopProcess
+
+SETUPS = ["embedded", "mariadb-redis"]
+
+
+@dataclass
+class Stack:
+    shop: ShopProcess
+    gateway: SandboxGatewayProcess
+    admin_token: str
+    store_url: str
+    http: requests.Session
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def add_product(self, sku: str, price: int, on_hand: int, name: str | None = None) -> None:
+        resp = self.http.post(f"{self.shop.url}/api/v1/admin/products", headers=self.admin,
+                              json={"sku": sku, "name": name or sku, "price": price, "on_hand": on_hand})  # fmt: skip
+        assert resp.status_code == 201, resp.text
+
+    def checkout(
+        self, lines: list[tuple[str, int]], key: str | None = None, gateway: str = "sandbox"
+    ) -> requests.Response:
+        body = {"lines": [{"sku": s, "qty": q} for s, q in lines], "customer": {"email": "buyer@example.com"},
+                "gateway": gateway}  # fmt: skip
+        headers = {"Idempotency-Key": key} if key else {}
+        return self.http.post(
+            f"{self.shop.url}/api/v1/checkout", json=body, headers=headers, timeout=30
+        )
+
+    def order(self, number: str) -> dict[str, Any]:
+        resp = self.http.get(
+            f"{self.shop.url}/api/v1/admin/orders/{number}", headers=self.admin, timeout=30
+        )
+        assert resp.status_code == 200, resp.text
+        return dict(resp.json())
+
+    def orders(self, status: str | None = None) -> list[dict[str, Any]]:
+        items, after = [], None
+        while True:
+            params: dict[str, Any] = {"limit": 500}
+            if status:
+                params["status"] = status
+            if after:
+                params["after"] = after
+            page = self.http.get(
+                f"{self.shop.url}/api/v1/admin/orders", headers=self.admin, params=params
+            ).json()
+            items += page["items"]
+            after = page["next_after"]
+            if not after:
+                return items
+
+    def levels(self) -> dict[str, dict[str, int]]:
+        resp = self.http.get(
+            f"{self.shop.url}/api/v1/admin/stock", headers=self.admin, params={"limit": 500}
+        )
+        assert resp.status_code == 200, resp.text
+        return {item["sku"]: item for item in resp.json()["items"]}
+
+    def cli(self, *args: str, env: dict[str, str] | None = None, check: bool = False) -> Any:
+        saved = dict(self.shop.env)
+        self.shop.env.update(env or {})
+        try:
+            return self.shop.run_cli(*args, check=check)
+        finally:
+            self.shop.env.clear()
+            self.shop.env.update(saved)
+
+
+@pytest.fixture
+def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+    """Start a shop + sandbox gateway for a setup: ``make_stack(setup, gateway_switches, **env)``."""
+    started: list[Any] = []
+
+    def make(
+        setup: str, switches: dict[str, Any] | None = None, workers: int = 2, **env: str
+    ) -> Stack:
+        gateway = SandboxGatewayProcess(directory=tmp_path, switches=switches or {}).start()
+        started.append(gateway)
+        if setup == "embedded":
+            store_url = f"sqlite:///{tmp_path}/shop.db"
+            extra: dict[str, str] = {}
+        else:
+            store_url = request.getfixturevalue("mysql_url")
+            extra = {"ECSHOP_REDIS_URL": request.getfixturevalue("redis_url")}
+        port = free_port()
+        token = secrets.token_hex(8)
+        shop_env = {
+            "ECSHOP_DATABASE_URL": store_url,
+            "ECSHOP_ADMIN_TOKEN": token,
+            "ECSHOP_BASE_URL": f"http://127.0.0.1:{port}",
+            "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url,
+            "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
+            "ECSHOP_PLUGINS_DIR": str(Path(__file__).resolve().parents[2] / "plugins"),
+            "ECSHOP_RECONCILE_INTERVAL": "0",
+            **extra,
+            **env,
+        }
+        shop = ShopProcess(
+            env=shop_env, workers=workers, port=port, log_path=tmp_path / "shop.log"
+        ).start()
+        started.append(shop)
+        return Stack(shop, gateway, token, store_url, requests.Session())
+
+    yield make
+    for proc in reversed(started):
+        proc.stop()

@@ -1,0 +1,200 @@
+"""Checkout end to end: gunicorn + the sandbox gateway process + real stores."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.e2e.conftest import SETUPS
+
+
+def wait_for(predicate, timeout: float = 30, interval: float = 0.1):
+    """Poll until ``predicate()`` is truthy (a bound on waiting, not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_pay_then_notification_marks_paid_and_sells_stock(make_stack, setup):
+    stack = make_stack(setup)
+    stack.add_product("TEA", 1200, 5)
+    resp = stack.checkout([("TEA", 2)])
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert order["status"] == "pending_payment" and order["subtotal"] == 2400
+    assert order["total"] == 2400 + order["shipping"]
+    assert len(order["access_token"]) == 32
+    assert stack.levels()["TEA"]["held"] == 2
+    # The order is durable before the redirect was handed out.
+    assert stack.order(order["number"])["status"] == "pending_payment"
+    assert stack.gateway.settle(order["payment"]["redirect_url"], "pay") == 303
+    assert wait_for(lambda: stack.order(order["number"])["status"] == "paid")
+    levels = stack.levels()["TEA"]
+    assert (levels["on_hand"], levels["available"], levels["held"], levels["sold_unshipped"]) == (
+        5,
+        3,
+        0,
+        2,
+    )
+    detail = stack.order(order["number"])
+    assert [p["type"] for p in detail["payments"]] == ["payment.succeeded"]
+    # Customer view and return page show the real state.
+    status = stack.http.get(
+        f"{stack.shop.url}/api/v1/orders/{order['number']}", params={"token": order["access_token"]}
+    )
+    assert status.json()["status"] == "paid"
+    page = stack.http.get(f"{stack.shop.url}/payments/sandbox/return",
+                          params={"order": order["number"], "token": order["access_token"]})  # fmt: skip
+    assert 'data-status="paid"' in page.text
+    # Ship: on_hand goes down by the shipped quantity.
+    shipped = stack.http.post(
+        f"{stack.shop.url}/api/v1/admin/orders/{order['number']}/ship", headers=stack.admin
+    )
+    assert shipped.status_code == 200 and shipped.json()["status"] == "shipped"
+    levels = stack.levels()["TEA"]
+    assert (levels["on_hand"], levels["available"], levels["sold_unshipped"]) == (3, 3, 0)
+    assert stack.cli("stock", "audit").returncode == 0
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_decline_cancels_and_gives_stock_back(make_stack, setup):
+    stack = make_stack(setup)
+    stack.add_product("TEA", 1200, 5)
+    order = stack.checkout([("TEA", 3)]).json()
+    assert stack.gateway.settle(order["payment"]["redirect_url"], "decline") == 303
+    assert wait_for(lambda: stack.order(order["number"])["status"] == "cancelled")
+    assert stack.levels()["TEA"]["available"] == 5
+
+
+def test_idempotency_key_replays_or_refuses(make_stack):
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 1000, 10)
+    first = stack.checkout([("TEA", 1)], key="k-1")
+    again = stack.checkout([("TEA", 1)], key="k-1")
+    other = stack.checkout([("TEA", 2)], key="k-1")
+    assert first.status_code == 201
+    assert again.status_code == 200 and again.json()["number"] == first.json()["number"]
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(stack.orders()) == 1
+    assert stack.levels()["TEA"]["held"] == 1
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_out_of_stock_is_409_and_writes_nothing(make_stack, setup):
+    stack = make_stack(setup)
+    stack.add_product("A", 100, 2)
+    stack.add_product("B", 100, 1)
+    resp = stack.checkout([("A", 1), ("B", 2)])
+    assert resp.status_code == 409
+    error = resp.json()["error"]
+    assert error["code"] == "out_of_stock" and error["sku"] == "B" and error["available"] == 1
+    assert stack.orders() == []
+    levels = stack.levels()
+    assert levels["A"]["available"] == 2 and levels["B"]["available"] == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"lines": [], "customer": {"email": "a@b.c"}, "gateway": "sandbox"}, 400),
+        (
+            {
+                "lines": [{"sku": "TEA", "qty": 0}],
+                "customer": {"email": "a@b.c"},
+                "gateway": "sandbox",
+            },
+            400,
+        ),
+        (
+            {
+                "lines": [{"sku": "TEA", "qty": "1"}],
+                "customer": {"email": "a@b.c"},
+                "gateway": "sandbox",
+            },
+            400,
+        ),
+        (
+            {
+                "lines": [{"sku": "TEA", "qty": 1}],
+                "customer": {"email": "nope"},
+                "gateway": "sandbox",
+            },
+            400,
+        ),
+        (
+            {
+                "lines": [{"sku": "NOPE", "qty": 1}],
+                "customer": {"email": "a@b.c"},
+                "gateway": "sandbox",
+            },
+            404,
+        ),
+        (
+            {
+                "lines": [{"sku": "TEA", "qty": 1}],
+                "customer": {"email": "a@b.c"},
+                "gateway": "nope",
+            },
+            404,
+        ),
+        ({"lines": [{"sku": "TEA", "qty": 1}], "customer": {"email": "a@b.c"}}, 400),
+    ],
+)
+def test_bad_checkout_is_4xx_and_writes_nothing(make_stack, body, status):
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 1000, 10)
+    resp = stack.http.post(f"{stack.shop.url}/api/v1/checkout", json=body)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["error"]["message"]
+    assert stack.orders() == []
+    assert stack.levels()["TEA"]["available"] == 10
+
+
+def test_customer_cancel_gives_stock_back_and_wrong_token_is_404(make_stack):
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 1000, 4)
+    order = stack.checkout([("TEA", 4)]).json()
+    url = f"{stack.shop.url}/api/v1/orders/{order['number']}"
+    assert stack.http.get(url, params={"token": "0" * 32}).status_code == 404
+    assert stack.http.post(url + "/cancel", params={"token": "0" * 32}).status_code == 404
+    resp = stack.http.post(url + "/cancel", params={"token": order["access_token"]})
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    assert stack.levels()["TEA"]["available"] == 4
+    assert (
+        stack.http.post(url + "/cancel", params={"token": order["access_token"]}).status_code == 409
+    )
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_late_payment_retakes_stock_or_needs_attention(make_stack, setup):
+    stack = make_stack(setup, ECSHOP_HOLD_TTL="1", ECSHOP_RECONCILE_GRACE="0")
+    stack.add_product("ONE", 5000, 1)
+    stack.add_product("TWO", 100, 5)
+    late = stack.checkout([("TWO", 1)]).json()
+    gone = stack.checkout([("ONE", 1)]).json()
+    time.sleep(1.5)  # both holds expire
+    assert stack.cli("reconcile", "--once").returncode == 0  # cancels both as expired
+    assert stack.order(gone["number"])["status"] == "cancelled"
+    rival = stack.checkout([("ONE", 1)]).json()  # someone else takes the last unit
+    assert stack.gateway.settle(rival["payment"]["redirect_url"], "pay") == 303
+    # The first customers pay anyway: money captured must never be dropped.
+    assert stack.gateway.settle(late["payment"]["redirect_url"], "pay") == 303
+    assert stack.gateway.settle(gone["payment"]["redirect_url"], "pay") == 303
+    assert wait_for(lambda: stack.order(late["number"])["status"] == "paid")
+    assert wait_for(lambda: stack.order(gone["number"])["status"] == "needs_attention")
+    assert wait_for(lambda: stack.order(rival["number"])["status"] == "paid")
+    levels = stack.levels()
+    assert (
+        levels["ONE"]["available"] == 0 and levels["ONE"]["sold_unshipped"] == 1
+    )  # never oversold
+    assert levels["TWO"]["sold_unshipped"] == 1
+    assert stack.cli("stock", "audit").returncode == 0
+    refund = stack.http.post(
+        f"{stack.shop.url}/api/v1/admin/orders/{gone['number']}/refund", headers=stack.admin
+    )
+    assert refund.status_code == 200 and refund.json()["status"] == "refunded"
