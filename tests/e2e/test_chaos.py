@@ -53,6 +53,8 @@ def settle_and_check(stack, results, skus_on_hand):
     levels = stack.levels()
     sold = Counter()
     for n in shop_paid:
+        if orders[n]["status"] != "paid":
+            continue  # needs_attention: paid after its hold expired, and no stock was left
         for line in orders[n]["lines"]:
             sold[line["sku"]] += line["qty"]
     for sku, on_hand in skus_on_hand.items():
