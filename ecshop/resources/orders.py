@@ -44,9 +44,14 @@ def render_order(order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str
     }
 
 
-def _authorized_order(
+def authorized_order(
     shop: Any, req: falcon.Request, number: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The order and its lines, if the request carries the order's access token.
+
+    Raises:
+        NotFound: no such order, or the token is missing or wrong (the same 404 for both).
+    """
     token = req.get_param("token") or req.get_header("X-Order-Token") or ""
     with shop.store.read() as tx:
         try:
@@ -91,7 +96,7 @@ class OrderStatus:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """The order's real state (needs its access token)."""
-        order, lines = _authorized_order(self.shop, req, number)
+        order, lines = authorized_order(self.shop, req, number)
         send_json(resp, render_order(order, lines))
 
 
@@ -103,7 +108,7 @@ class OrderCancel:
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """The customer cancels an unpaid order; its stock comes back."""
-        _authorized_order(self.shop, req, number)
+        authorized_order(self.shop, req, number)
         change = self.shop.orders.cancel(number, actor="customer", reason="cancelled by the customer",
                                          allowed_from=frozenset({PENDING}))  # fmt: skip
         with self.shop.store.read() as tx:

@@ -3,7 +3,6 @@ maintenance mode: a payment in flight must always be able to land."""
 
 from __future__ import annotations
 
-import hmac
 import html
 from typing import Any
 
@@ -12,6 +11,7 @@ import falcon
 from ecshop.errors import NotFound, PayloadTooLarge
 from ecshop.orders import PENDING, load
 from ecshop.resources._http import send_json
+from ecshop.resources.orders import authorized_order
 
 
 class Notify:
@@ -66,16 +66,7 @@ class Return:
     def on_get(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
         """The customer is back from the gateway: show the order's real state."""
         number = req.get_param("order") or ""
-        token = req.get_param("token") or ""
-        with self.shop.store.read() as tx:
-            try:
-                order = load(tx, number)
-            except NotFound:
-                order = None
-        if order is None or not hmac.compare_digest(
-            token.encode(), str(order["access_token"]).encode()
-        ):
-            raise NotFound("no such order for this link")
+        order, _ = authorized_order(self.shop, req, number)
         if order["status"] == PENDING and order["gateway"] == gateway:
             # NOTE: the notification may still be on its way: ask the gateway now.
             self.shop.flow.settle(order)

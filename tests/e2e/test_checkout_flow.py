@@ -51,6 +51,10 @@ def test_pay_then_notification_marks_paid_and_sells_stock(make_stack, setup):
     page = stack.http.get(f"{stack.shop.url}/payments/sandbox/return",
                           params={"order": order["number"], "token": order["access_token"]})  # fmt: skip
     assert 'data-status="paid"' in page.text
+    for token in ("", "0" * 32, order["access_token"][:-1]):
+        wrong = stack.http.get(f"{stack.shop.url}/payments/sandbox/return",
+                               params={"order": order["number"], "token": token})  # fmt: skip
+        assert wrong.status_code == 404 and "data-status" not in wrong.text
     # Ship: on_hand goes down by the shipped quantity.
     shipped = stack.http.post(
         f"{stack.shop.url}/api/v1/admin/orders/{order['number']}/ship", headers=stack.admin
