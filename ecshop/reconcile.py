@@ -19,30 +19,17 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import GatewayError, ShopError
 from ecshop.orders import PENDING, OrderService
-from ecshop.payments.notifications import FAILED, SUCCEEDED, PaymentService
+from ecshop.payments.base import PaymentEvent
+from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
 from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.reconcile")
 LEASE = "reconciler"
-
-
-@dataclass
-class SyntheticEvent:
-    """An event the reconciler learned by asking the gateway."""
-
-    id: str
-    type: str
-    order: str
-    amount: int
-    currency: str
-    payment_id: str | None
-    created: int = field(default_factory=lambda: int(time.time()))
-    raw: str = ""
 
 
 @dataclass
@@ -101,8 +88,8 @@ class Reconciler:
         if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
             self.stock.rebuild()
         for row in self.payments.unapplied():
-            event = SyntheticEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
-                                   row["currency"], row["payment_id"])  # fmt: skip
+            event = PaymentEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
+                                 row["currency"], row["payment_id"], int(time.time()))  # fmt: skip
             try:
                 self.payments.apply(row["gateway"], event)
                 report.replayed += 1
@@ -130,22 +117,18 @@ class Reconciler:
         gateway = self.gateways.get(order["gateway"])
         number = order["number"]
         status = gateway.fetch_status(number) if gateway is not None else None
-        state = getattr(status, "status", "unknown")
-        if state in ("succeeded", "refunded", "partially_refunded"):
-            event = SyntheticEvent(f"reconcile:{number}:succeeded", SUCCEEDED, number, int(status.amount),  # type: ignore[union-attr]
-                                   status.currency, status.payment_id)  # type: ignore[union-attr]  # fmt: skip
+        event = event_from_status(order, status) if status is not None else None
+        if event is not None and event.type == SUCCEEDED:
             outcome = self._receive(order["gateway"], event)
             report.paid += outcome in ("paid", "needs_attention")
-        elif state == "failed":
-            event = SyntheticEvent(f"reconcile:{number}:failed", FAILED, number, int(order["total"]),
-                                   order["currency"], getattr(status, "payment_id", None))  # fmt: skip
+        elif event is not None:
             report.cancelled += self._receive(order["gateway"], event) == "declined"
         elif order["hold_expires_at"] is not None and float(order["hold_expires_at"]) < now:
             self.orders.cancel(number, actor="reconciler", reason="expired: no payment before the hold ended",
                                allowed_from=frozenset({PENDING}))  # fmt: skip
             report.expired += 1
 
-    def _receive(self, gateway: str, event: SyntheticEvent) -> str:
+    def _receive(self, gateway: str, event: PaymentEvent) -> str:
         try:
             return self.payments.receive(gateway, event)
         except ShopError as exc:

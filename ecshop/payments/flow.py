@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from ecshop.errors import GatewayError, NotFound
 from ecshop.orders import ACCEPTED, PENDING, OrderService
 from ecshop.payments.base import PaymentOrder
-from ecshop.payments.notifications import FAILED, SUCCEEDED, PaymentService
+from ecshop.payments.notifications import PaymentService, event_from_status
 
 
 class PaymentFlow:
@@ -79,15 +79,8 @@ class PaymentFlow:
             status = gateway.fetch_status(order["number"])
         except GatewayError:
             return None
-        from ecshop.reconcile import SyntheticEvent
-
-        if status.status == "succeeded":
-            event = SyntheticEvent(f"return:{order['number']}:succeeded", SUCCEEDED, order["number"],
-                                   int(status.amount), status.currency, status.payment_id)  # fmt: skip
-        elif status.status == "failed":
-            event = SyntheticEvent(f"return:{order['number']}:failed", FAILED, order["number"],
-                                   int(order["total"]), order["currency"], status.payment_id)  # fmt: skip
-        else:
+        event = event_from_status(order, status)
+        if event is None:
             return None
         return self.payments.receive(order["gateway"], event)
 

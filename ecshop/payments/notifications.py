@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from ecshop.orders import (
     OrderService,
     load,
 )
+from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.payments")
@@ -32,6 +34,45 @@ log = logging.getLogger("ecshop.payments")
 SUCCEEDED = "payment.succeeded"
 FAILED = "payment.failed"
 REFUNDED = "refund.succeeded"
+CAPTURED_STATES = frozenset({"succeeded", "refunded", "partially_refunded"})
+
+
+def event_from_status(order: Mapping[str, Any], status: PaymentStatus) -> PaymentEvent | None:
+    """The event a gateway's status answer stands for, or None while it is not final.
+
+    Money captured (even if refunded since) is ``payment.succeeded`` with the gateway's
+    amount and currency, so the usual checks apply; a decline is ``payment.failed``.
+    The id depends only on the order and the outcome, so the return page and the
+    reconciler asking about the same order journal one event between them.
+    """
+    number = str(order["number"])
+    if status.status in CAPTURED_STATES:
+        return PaymentEvent(f"status:{number}:succeeded", SUCCEEDED, number, int(status.amount or 0),
+                            str(status.currency), status.payment_id, int(time.time()))  # fmt: skip
+    if status.status == "failed":
+        return PaymentEvent(f"status:{number}:failed", FAILED, number, int(order["total"]),
+                            str(order["currency"]), status.payment_id, int(time.time()))  # fmt: skip
+    return None
+
+
+def check_against_order(event: Any, order: Mapping[str, Any]) -> None:
+    """Check a verified event's type, amount and currency against its order.
+
+    Raises:
+        SignatureError: the event does not fit the order (400).
+    """
+    if event.type not in (SUCCEEDED, FAILED, REFUNDED):
+        raise SignatureError(f"unknown event type {event.type!r}")
+    if event.currency != order["currency"]:
+        raise SignatureError(
+            f"currency {event.currency} does not match order {order['number']} ({order['currency']})"
+        )
+    if event.type == SUCCEEDED and int(event.amount) != int(order["total"]):
+        raise SignatureError(
+            f"amount {event.amount} does not match order {order['number']} total {order['total']}"
+        )
+    if event.type == REFUNDED and not 0 < int(event.amount) <= int(order["total"]):
+        raise SignatureError(f"refund amount {event.amount} is not within the order total")
 
 
 def _payload(event: Any) -> str:
@@ -60,18 +101,7 @@ class PaymentService:
         """
         with self.store.read() as tx:
             order = load(tx, str(event.order))
-        if event.currency != order["currency"]:
-            raise SignatureError(
-                f"currency {event.currency} does not match order {order['number']} ({order['currency']})"
-            )
-        if event.type == SUCCEEDED and int(event.amount) != int(order["total"]):
-            raise SignatureError(
-                f"amount {event.amount} does not match order {order['number']} total {order['total']}"
-            )
-        if event.type == REFUNDED and not 0 < int(event.amount) <= int(order["total"]):
-            raise SignatureError(f"refund amount {event.amount} is not within the order total")
-        if event.type not in (SUCCEEDED, FAILED, REFUNDED):
-            raise SignatureError(f"unknown event type {event.type!r}")
+        check_against_order(event, order)
         return order
 
     def journal(self, gateway: str, event: Any) -> bool:
