@@ -125,7 +125,7 @@ def settled(gw: Any, expected_events: int) -> list[dict[str, Any]]:
 def pay_many(gw: Any, receiver: Receiver, n: int, prefix: str) -> list[str]:
     orders = [f"{prefix}-{i:04d}" for i in range(n)]
     for i, order in enumerate(orders):
-        resp = gw.settle(gw.link(order, 100 + i, receiver.url))
+        resp = gw.press(gw.link(order, 100 + i, receiver.url))
         assert resp.status_code == 303, resp.text
     return orders
 
@@ -147,7 +147,7 @@ def test_pay_page_shows_the_order_with_pay_and_decline(sandbox_gateway, receiver
     assert 'value="pay">Pay</button>' in page and 'value="decline">Decline</button>' in page
     for name in fields:
         assert f'name="{name}" value="' in page, name
-    assert gw.api("GET", "/v1/payments/P-1").json()["status"] == "pending"
+    assert gw.call("GET", "/v1/payments/P-1").json()["status"] == "pending"
 
 
 class FormReader(HTMLParser):
@@ -181,7 +181,7 @@ def test_the_page_form_works_as_a_browser_submits_it(sandbox_gateway, receiver):
                         headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
     assert resp.status_code == 303
     assert resp.headers["Location"] == fields["return_url"]
-    assert gw.api("GET", "/v1/payments/F-1").json()["status"] == "succeeded"
+    assert gw.call("GET", "/v1/payments/F-1").json()["status"] == "succeeded"
 
 
 TAMPERINGS = [
@@ -202,8 +202,8 @@ def test_tampered_link_is_refused(sandbox_gateway, receiver):
         assert page.status_code == 400, change
         assert page.json()["error"]["code"] in ("invalid_signature", "validation_error")
         assert "sig" in page.json()["error"]["message"]
-        assert gw.settle(fields).status_code == 400, change
-        assert gw.api("GET", "/v1/payments/T-1").json()["status"] == "unknown"
+        assert gw.press(fields).status_code == 400, change
+        assert gw.call("GET", "/v1/payments/T-1").json()["status"] == "unknown"
         browser = gw.http.get(gw.pay_url(fields), headers={"Accept": "text/html,*/*;q=0.8"})
         assert browser.status_code == 400 and "cannot be used" in browser.text
     assert receiver.received() == []
@@ -216,7 +216,7 @@ def test_link_signed_with_another_secret_is_refused(sandbox_gateway, receiver):
     forged = gw.link("T-2", 5000, receiver.url)
     gw.secret = real
     assert fields["sig"] != forged["sig"]
-    resp = gw.settle(forged)
+    resp = gw.press(forged)
     assert resp.status_code == 400
     assert resp.json()["error"]["code"] == "invalid_signature"
 
@@ -230,31 +230,31 @@ def test_malformed_but_signed_link_is_400(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     for override in MALFORMED:
         fields = gw.link("M-1", 100, receiver.url, **override)
-        for resp in (gw.settle(fields), gw.http.get(gw.pay_url(fields))):
+        for resp in (gw.press(fields), gw.http.get(gw.pay_url(fields))):
             assert resp.status_code == 400, override
             assert resp.json()["error"]["code"] == "validation_error"
-    assert gw.api("GET", "/v1/payments/M-1").json()["status"] == "unknown"
+    assert gw.call("GET", "/v1/payments/M-1").json()["status"] == "unknown"
 
 
 def test_bad_requests_are_json_4xx(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     fields = gw.link("B-1", 100, receiver.url)
-    assert gw.settle(fields, action="steal").status_code == 400
+    assert gw.press(fields, action="steal").status_code == 400
     dup = gw.http.post(f"{gw.url}/pay", data="action=pay&order=a&order=b", timeout=10)
     assert dup.status_code == 400
     cases = [
-        gw.api("GET", "/v1/payments", headers={"Authorization": "Bearer wrong"}),
+        gw.call("GET", "/v1/payments", headers={"Authorization": "Bearer wrong"}),
         gw.http.get(f"{gw.url}/v1/payments/B-1"),
-        gw.api("POST", "/v1/refunds", data=b"{not json"),
-        gw.api("POST", "/v1/refunds", json=[1, 2]),
-        gw.api("POST", "/v1/refunds", json={"order": "B-1", "amount": "10"}),
-        gw.api("POST", "/v1/refunds", json={"order": "B-1", "amount": True}),
-        gw.api("GET", "/v1/payments?limit=0"),
-        gw.api("GET", "/v1/payments?after=x"),
-        gw.api("GET", "/v1/payments?status=bogus"),
-        gw.api("GET", "/v1/nothing-here"),
-        gw.api("DELETE", "/v1/payments"),
-        gw.api("POST", "/v1/refunds", data=b"x" * (70 * 1024)),
+        gw.call("POST", "/v1/refunds", data=b"{not json"),
+        gw.call("POST", "/v1/refunds", json=[1, 2]),
+        gw.call("POST", "/v1/refunds", json={"order": "B-1", "amount": "10"}),
+        gw.call("POST", "/v1/refunds", json={"order": "B-1", "amount": True}),
+        gw.call("GET", "/v1/payments?limit=0"),
+        gw.call("GET", "/v1/payments?after=x"),
+        gw.call("GET", "/v1/payments?status=bogus"),
+        gw.call("GET", "/v1/nothing-here"),
+        gw.call("DELETE", "/v1/payments"),
+        gw.call("POST", "/v1/refunds", data=b"x" * (70 * 1024)),
     ]
     expected = [401, 401, 400, 400, 400, 400, 400, 400, 400, 404, 405, 413]
     assert [r.status_code for r in cases] == expected
@@ -267,7 +267,7 @@ def test_bad_requests_are_json_4xx(sandbox_gateway, receiver):
 def test_secret_comes_from_the_environment_when_not_given(sandbox_gateway):
     gw = sandbox_gateway(secret_via_env=True)
     assert "--secret" not in gw.args()
-    assert gw.api("GET", "/v1/payments").status_code == 200
+    assert gw.call("GET", "/v1/payments").status_code == 200
     wrong = gw.http.get(f"{gw.url}/v1/payments", headers={"Authorization": "Bearer x"})
     assert wrong.status_code == 401
 
@@ -296,7 +296,7 @@ def test_bad_command_lines_exit_2_with_a_reason(tmp_path, args, message):
 def test_notification_is_signed_and_matches_the_payment(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     before = int(time.time())
-    resp = gw.settle(gw.link("N-1", 3300, receiver.url))
+    resp = gw.press(gw.link("N-1", 3300, receiver.url))
     assert resp.status_code == 303
     assert resp.headers["Location"] == "http://shop.invalid/payments/sandbox/return?order=N-1"
     [arrival] = wait_for(lambda: receiver.for_order("N-1"), what="the notification")
@@ -305,7 +305,7 @@ def test_notification_is_signed_and_matches_the_payment(sandbox_gateway, receive
         verify_body(arrival.signature, arrival.raw.replace(b"3300", b"3301"), gw.secret)
     with pytest.raises(SignatureError):
         verify_body(arrival.signature, arrival.raw, "another-secret")
-    status = gw.api("GET", "/v1/payments/N-1").json()
+    status = gw.call("GET", "/v1/payments/N-1").json()
     event = arrival.event
     assert set(event) == {"id", "type", "order", "amount", "currency", "payment_id", "created"}
     assert event["id"].startswith("evt_") and event["type"] == "payment.succeeded"
@@ -318,7 +318,7 @@ def test_notification_is_signed_and_matches_the_payment(sandbox_gateway, receive
 def test_capture_once_per_order(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     fields = gw.link("C-1", 1000, receiver.url)
-    first, second, decline = gw.settle(fields), gw.settle(fields), gw.settle(fields, "decline")
+    first, second, decline = gw.press(fields), gw.press(fields), gw.press(fields, "decline")
     assert [r.status_code for r in (first, second, decline)] == [303, 303, 303]
     assert first.headers["Location"] == second.headers["Location"] == decline.headers["Location"]
     settled(gw, 1)
@@ -327,7 +327,7 @@ def test_capture_once_per_order(sandbox_gateway, receiver):
     events = gw.all_pages("/v1/events?order=C-1")
     assert [e["type"] for e in events] == ["payment.succeeded"]
     assert [a.event["id"] for a in receiver.for_order("C-1")] == [events[0]["id"]]
-    assert gw.api("GET", "/v1/payments/C-1").json()["status"] == "succeeded"
+    assert gw.call("GET", "/v1/payments/C-1").json()["status"] == "succeeded"
     page = gw.http.get(gw.pay_url(fields)).text
     assert "already paid" in page and 'value="pay"' not in page
 
@@ -335,18 +335,18 @@ def test_capture_once_per_order(sandbox_gateway, receiver):
 def test_decline_fails_the_payment_and_notifies(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     fields = gw.link("D-1", 700, receiver.url)
-    assert gw.settle(fields, "decline").status_code == 303
-    assert gw.settle(fields, "decline").status_code == 303
+    assert gw.press(fields, "decline").status_code == 303
+    assert gw.press(fields, "decline").status_code == 303
     [arrival] = wait_for(lambda: receiver.for_order("D-1"), what="the failure notification")
     assert arrival.event["type"] == "payment.failed" and arrival.event["payment_id"] is None
-    assert gw.api("GET", "/v1/payments/D-1").json()["status"] == "failed"
+    assert gw.call("GET", "/v1/payments/D-1").json()["status"] == "failed"
     assert gw.all_pages("/v1/payments?status=succeeded") == []
     assert [p["order"] for p in gw.all_pages("/v1/payments?status=failed")] == ["D-1"]
 
 
 def test_unknown_order_status_is_unknown(sandbox_gateway):
     gw = sandbox_gateway()
-    resp = gw.api("GET", "/v1/payments/never-seen")
+    resp = gw.call("GET", "/v1/payments/never-seen")
     assert resp.status_code == 200
     assert resp.json() == {"order": "never-seen", "status": "unknown", "amount": None,
                            "currency": None, "payment_id": None, "refunded_amount": 0}  # fmt: skip
@@ -355,7 +355,7 @@ def test_unknown_order_status_is_unknown(sandbox_gateway):
 def test_retries_with_backoff_until_2xx(sandbox_gateway, receiver):
     gw = sandbox_gateway(**FAST_RETRY)
     receiver.scripts["R-1"] = [500, 500, 200]
-    gw.settle(gw.link("R-1", 900, receiver.url))
+    gw.press(gw.link("R-1", 900, receiver.url))
     deliveries = settled(gw, 1)
     arrivals = receiver.for_order("R-1")
     assert [a.answered for a in arrivals] == [500, 500, 200]
@@ -372,7 +372,7 @@ def test_retries_with_backoff_until_2xx(sandbox_gateway, receiver):
 def test_retry_budget_ends_the_attempts(sandbox_gateway, receiver):
     gw = sandbox_gateway(retry_budget=3, **FAST_RETRY)
     receiver.default_status = 503
-    gw.settle(gw.link("RB-1", 900, receiver.url))
+    gw.press(gw.link("RB-1", 900, receiver.url))
     wait_for(lambda: len(gw.all_pages("/v1/deliveries")) >= 3, what="three attempts")
     wait_for(lambda: gw.http.get(f"{gw.url}/healthz").json()["pending_deliveries"] == 0,
              what="the queue to empty")  # fmt: skip
@@ -380,12 +380,12 @@ def test_retry_budget_ends_the_attempts(sandbox_gateway, receiver):
     assert [(d["attempt"], d["outcome"]) for d in deliveries] == [
         (1, "failed"), (2, "failed"), (3, "failed")]  # fmt: skip
     assert len(receiver.for_order("RB-1")) == 3
-    assert gw.api("GET", "/v1/payments/RB-1").json()["status"] == "succeeded"
+    assert gw.call("GET", "/v1/payments/RB-1").json()["status"] == "succeeded"
 
 
 def test_unreachable_notify_url_is_an_error_outcome(sandbox_gateway, receiver):
     gw = sandbox_gateway(retry_budget=2, **FAST_RETRY)
-    gw.settle(gw.link("U-1", 900, "http://127.0.0.1:9/notify"))
+    gw.press(gw.link("U-1", 900, "http://127.0.0.1:9/notify"))
     wait_for(lambda: len(gw.all_pages("/v1/deliveries")) >= 2, what="two attempts")
     deliveries = gw.all_pages("/v1/deliveries")
     assert {d["outcome"] for d in deliveries} == {"error"}
@@ -405,7 +405,7 @@ def test_drop_loses_first_deliveries_but_status_api_knows_every_payment(sandbox_
     assert dropped == set(orders) - arrived  # a dropped delivery never arrives, nor is retried
     assert all(d["attempt"] == 1 for d in deliveries if d["dropped"])
     for order in sorted(dropped)[:20]:
-        assert gw.api("GET", f"/v1/payments/{order}").json()["status"] == "succeeded"
+        assert gw.call("GET", f"/v1/payments/{order}").json()["status"] == "succeeded"
     ledger = gw.all_pages("/v1/payments?status=succeeded&limit=37")
     assert sorted(p["order"] for p in ledger) == orders
 
@@ -438,7 +438,7 @@ def test_delay_holds_every_delivery_back(sandbox_gateway, receiver):
     for i in range(5):
         order = f"DL-{i}"
         sent_at[order] = time.time()
-        assert gw.settle(gw.link(order, 100, receiver.url)).status_code == 303
+        assert gw.press(gw.link(order, 100, receiver.url)).status_code == 303
     wait_for(lambda: len(receiver.received()) == 5, what="five delayed notifications")
     for a in receiver.received():
         assert a.at - sent_at[a.event["order"]] >= delay - 0.01  # lower bound only
@@ -463,7 +463,7 @@ def test_restart_keeps_the_ledger_and_resumes_pending_deliveries(sandbox_gateway
     gw = sandbox_gateway(delay_ms=3000)
     orders = [f"RS-{i}" for i in range(5)]
     for order in orders:
-        assert gw.settle(gw.link(order, 500, receiver.url)).status_code == 303
+        assert gw.press(gw.link(order, 500, receiver.url)).status_code == 303
     before = gw.all_pages("/v1/payments?status=succeeded&limit=2")
     gw.stop()  # before the delayed deliveries were due
     assert receiver.received() == []
@@ -472,7 +472,7 @@ def test_restart_keeps_the_ledger_and_resumes_pending_deliveries(sandbox_gateway
     assert [p["order"] for p in before] == orders
     wait_for(lambda: len(receiver.received()) == len(orders), what="resumed deliveries")
     assert sorted(a.event["order"] for a in receiver.received()) == orders
-    again = gw.settle(gw.link("RS-0", 500, receiver.url))
+    again = gw.press(gw.link("RS-0", 500, receiver.url))
     assert again.status_code == 303
     assert len(gw.all_pages("/v1/payments?status=succeeded")) == len(orders)
     assert len(gw.all_pages("/v1/events")) == len(orders)
@@ -481,8 +481,8 @@ def test_restart_keeps_the_ledger_and_resumes_pending_deliveries(sandbox_gateway
 def test_ledger_pages_with_next_after(sandbox_gateway, receiver):
     gw = sandbox_gateway()
     orders = pay_many(gw, receiver, 5, "LG")
-    gw.settle(gw.link("LG-declined", 100, receiver.url), "decline")
-    first = gw.api("GET", "/v1/payments?status=succeeded&limit=2").json()
+    gw.press(gw.link("LG-declined", 100, receiver.url), "decline")
+    first = gw.call("GET", "/v1/payments?status=succeeded&limit=2").json()
     assert [p["order"] for p in first["items"]] == orders[:2] and first["next_after"]
     assert set(first["items"][0]) == {"order", "amount", "currency", "payment_id", "status"}
     assert [p["order"] for p in gw.all_pages("/v1/payments?status=succeeded&limit=2")] == orders
@@ -492,23 +492,23 @@ def test_ledger_pages_with_next_after(sandbox_gateway, receiver):
 
 def test_refunds_partial_full_and_refused(sandbox_gateway, receiver):
     gw = sandbox_gateway()
-    gw.settle(gw.link("RF-1", 1000, receiver.url))
-    gw.settle(gw.link("RF-declined", 1000, receiver.url), "decline")
-    part = gw.api("POST", "/v1/refunds", json={"order": "RF-1", "amount": 300})
+    gw.press(gw.link("RF-1", 1000, receiver.url))
+    gw.press(gw.link("RF-declined", 1000, receiver.url), "decline")
+    part = gw.call("POST", "/v1/refunds", json={"order": "RF-1", "amount": 300})
     assert part.status_code == 201, part.text
     assert part.json()["status"] == "partially_refunded" and part.json()["refunded_amount"] == 300
     assert part.json()["id"].startswith("re_")
-    too_much = gw.api("POST", "/v1/refunds", json={"order": "RF-1", "amount": 701})
+    too_much = gw.call("POST", "/v1/refunds", json={"order": "RF-1", "amount": 701})
     assert too_much.status_code == 400
     assert too_much.json()["error"]["code"] == "refund_exceeds_payment"
     assert too_much.json()["error"]["refundable"] == 700
-    rest = gw.api("POST", "/v1/refunds", json={"order": "RF-1", "amount": 700})
+    rest = gw.call("POST", "/v1/refunds", json={"order": "RF-1", "amount": 700})
     assert rest.status_code == 201 and rest.json()["status"] == "refunded"
-    assert gw.api("POST", "/v1/refunds", json={"order": "RF-1", "amount": 1}).status_code == 400
-    assert gw.api("POST", "/v1/refunds", json={"order": "nope", "amount": 1}).status_code == 404
-    declined = gw.api("POST", "/v1/refunds", json={"order": "RF-declined", "amount": 1})
+    assert gw.call("POST", "/v1/refunds", json={"order": "RF-1", "amount": 1}).status_code == 400
+    assert gw.call("POST", "/v1/refunds", json={"order": "nope", "amount": 1}).status_code == 404
+    declined = gw.call("POST", "/v1/refunds", json={"order": "RF-declined", "amount": 1})
     assert declined.status_code == 409 and declined.json()["error"]["code"] == "not_captured"
-    status = gw.api("GET", "/v1/payments/RF-1").json()
+    status = gw.call("GET", "/v1/payments/RF-1").json()
     assert (status["status"], status["refunded_amount"]) == ("refunded", 1000)
     wait_for(lambda: len(receiver.for_order("RF-1")) == 3, what="refund notifications")
     refunds = [a for a in receiver.for_order("RF-1") if a.event["type"] == "refund.succeeded"]
@@ -520,15 +520,15 @@ def test_refunds_partial_full_and_refused(sandbox_gateway, receiver):
 
 def test_refund_idempotency_key_refunds_once(sandbox_gateway, receiver):
     gw = sandbox_gateway()
-    gw.settle(gw.link("RI-1", 1000, receiver.url))
+    gw.press(gw.link("RI-1", 1000, receiver.url))
     key = {"Idempotency-Key": "refund-RI-1-a"}
-    first = gw.api("POST", "/v1/refunds", json={"order": "RI-1", "amount": 400}, headers=key)
-    again = gw.api("POST", "/v1/refunds", json={"order": "RI-1", "amount": 400}, headers=key)
+    first = gw.call("POST", "/v1/refunds", json={"order": "RI-1", "amount": 400}, headers=key)
+    again = gw.call("POST", "/v1/refunds", json={"order": "RI-1", "amount": 400}, headers=key)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
-    other = gw.api("POST", "/v1/refunds", json={"order": "RI-1", "amount": 500}, headers=key)
+    other = gw.call("POST", "/v1/refunds", json={"order": "RI-1", "amount": 500}, headers=key)
     assert other.status_code == 409
-    assert gw.api("GET", "/v1/payments/RI-1").json()["refunded_amount"] == 400
+    assert gw.call("GET", "/v1/payments/RI-1").json()["refunded_amount"] == 400
 
 
 def test_deliveries_view_filters_by_order(sandbox_gateway, receiver):
