@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecshop.errors import GatewayError
+from ecshop.errors import BadRequest, GatewayError
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Gateway:
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
         """Verify and parse a notification; raise ``SignatureError`` on anything wrong."""
-        raise GatewayError(f"gateway {self.name} takes no notifications")
+        raise BadRequest(f"gateway {self.name} takes no notifications", gateway=self.name)
 
     def fetch_status(self, order_number: str) -> PaymentStatus:
         return PaymentStatus(order_number, "unknown")
