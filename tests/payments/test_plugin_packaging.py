@@ -1,0 +1,135 @@
+"""A gateway plugin as a shop owner installs it: pip with an entry point, or a file
+dropped into the plugins folder; either way it is listed by ``ecshop plugins`` and its
+own tests pass the conformance kit. The example package is ``docs/examples/acmepay``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecshop.config import child_environ
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "acmepay"
+FOLDER_KIT = """
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ecshop.config import load_config
+from ecshop.plugins import load_plugins
+from ecshop.testing.gateway import GatewayConformance, GatewayHarness, sandbox_harness
+
+
+class TestFolderPlugin(GatewayConformance):
+    @pytest.fixture
+    def harness(self, tmp_path: Path) -> Iterator[GatewayHarness]:
+        config = load_config({"ECSHOP_PLUGINS_DIR": os.environ["KIT_PLUGINS_DIR"],
+                              "ECSHOP_PLUGINS_STRICT": "1"})
+        gateway = load_plugins(config).gateways[os.environ["KIT_GATEWAY"]]
+        yield from sandbox_harness(tmp_path, gateway_class=type(gateway))
+"""
+
+
+def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=child_environ(env), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+
+
+def plugins_listing(cwd: Path, plugins_dir: Path) -> list[list[str]]:
+    done = run([sys.executable, "-m", "ecshop.cli", "plugins"], cwd,
+               ECSHOP_PLUGINS_DIR=str(plugins_dir))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return [line.split(None, 4) for line in done.stdout.splitlines()]
+
+
+def run_kit(tests: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir",
+                str(cwd), str(tests)], cwd, **env)  # fmt: skip
+
+
+@pytest.fixture
+def installed_example(tmp_path: Path):
+    source = tmp_path / "acmepay"
+    shutil.copytree(
+        EXAMPLE, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+    )
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    done = run(
+        [*pip, "install", "--no-deps", "--no-build-isolation", "--no-index", str(source)], tmp_path
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    importlib.invalidate_caches()
+    try:
+        yield source
+    finally:
+        run([*pip, "uninstall", "--yes", "acmepay-ecshop"], tmp_path)
+        importlib.invalidate_caches()
+
+
+def test_pip_installed_gateway_is_listed_and_passes_the_kit(
+    installed_example: Path, tmp_path: Path
+):
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    rows = plugins_listing(tmp_path, empty)
+    assert ["acmepay", "0.3.1", "entry_point", "enabled", "acmepay, order_paid"] in rows
+    assert any(row[:1] == ["gateways:"] and "acmepay" in row[1] for row in rows)
+
+    # The package's own tests, run from outside the repository against the installed copy.
+    tests = tmp_path / "acmepay-tests"
+    shutil.copytree(installed_example / "tests", tests)
+    shutil.rmtree(installed_example)
+    done = run_kit(tests, tmp_path)
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert "11 passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_uninstalled_gateway_is_gone(tmp_path: Path):
+    """The install above did not leak: without it the shop does not see AcmePay."""
+    rows = plugins_listing(tmp_path, tmp_path)
+    assert not any(row and row[0] == "acmepay" for row in rows)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    source = (EXAMPLE / "acmepay_ecshop" / "__init__.py").read_text()
+    (plugins / "acmepay.py").write_text(source)
+    # A careless copy: it never checks how old a notification is.
+    lax = source.replace('NAME = "acmepay"', 'NAME = "laxpay"').replace(
+        'name = "acmepay"', 'name = "laxpay"').replace("TOLERANCE = 300", "TOLERANCE = 10**12")  # fmt: skip
+    assert lax.count("laxpay") == 2 and "10**12" in lax
+    (plugins / "laxpay.py").write_text(lax)
+    (tmp_path / "test_folder_kit.py").write_text(FOLDER_KIT)
+    return plugins
+
+
+def test_folder_gateway_is_listed_and_passes_the_kit(folder: Path, tmp_path: Path):
+    rows = plugins_listing(tmp_path, folder)
+    assert ["acmepay", "0.3.1", "folder", "enabled", "acmepay, order_paid"] in rows
+    assert ["laxpay", "0.3.1", "folder", "enabled", "laxpay, order_paid"] in rows
+
+    done = run_kit(tmp_path / "test_folder_kit.py", tmp_path, KIT_PLUGINS_DIR=str(folder),
+                   KIT_GATEWAY="acmepay")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert "11 passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_kit_fails_a_gateway_that_accepts_stale_notifications(folder: Path, tmp_path: Path):
+    done = run_kit(tmp_path / "test_folder_kit.py", tmp_path, KIT_PLUGINS_DIR=str(folder),
+                   KIT_GATEWAY="laxpay")  # fmt: skip
+    assert done.returncode == 1, done.stdout[-5000:]
+    assert "1 failed, 10 passed" in done.stdout, done.stdout[-3000:]
+    assert (
+        "FAILED test_folder_kit.py::TestFolderPlugin::test_stale_timestamp_is_refused"
+        in done.stdout
+    )
