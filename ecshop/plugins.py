@@ -59,6 +59,16 @@ class PluginHost:
         if self._current:
             self._current.hooks.append(name)
 
+    def remove_action(
+        self, name: str, callback: Callable[..., Any], priority: int | None = None
+    ) -> bool:
+        return self.hooks.remove_action(name, callback, priority)
+
+    def remove_filter(
+        self, name: str, callback: Callable[..., Any], priority: int | None = None
+    ) -> bool:
+        return self.hooks.remove_filter(name, callback, priority)
+
     def add_gateway(self, gateway_class: type) -> None:
         name = str(getattr(gateway_class, "name", ""))
         if not name:

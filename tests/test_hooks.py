@@ -127,3 +127,26 @@ def test_shipped_plugins_load():
         "cart_totals", {"subtotal": 99999, "shipping": 0, "total": 99999}, {}
     )
     assert free["shipping"] == 0
+
+
+def test_a_plugin_can_remove_a_hook_another_plugin_added(tmp_path):
+    (tmp_path / "a_fee.py").write_text(
+        "NAME = 'a_fee'\n"
+        "def fee(totals, cart):\n    return {**totals, 'shipping': 700}\n"
+        "def register(host):\n    host.add_filter('cart_totals', fee, 20)\n"
+    )
+    (tmp_path / "b_nofee.py").write_text(
+        "NAME = 'b_nofee'\nimport sys\n"
+        "def register(host):\n"
+        "    fee = sys.modules['ecshop_plugin_a_fee'].fee\n"
+        "    assert not host.remove_filter('cart_totals', fee, 10)  # wrong priority\n"
+        "    assert host.remove_filter('cart_totals', fee, 20)\n"
+    )
+    totals = {"subtotal": 1000, "shipping": 0, "total": 1000}
+    host = load_plugins(load_config({"ECSHOP_PLUGINS_DIR": str(tmp_path)}))
+    assert [p.status for p in host.plugins] == ["enabled", "enabled"]
+    assert host.hooks.apply_filters("cart_totals", totals, {})["shipping"] == 0
+    only_a = load_plugins(
+        load_config({"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_PLUGINS_DISABLED": "b_nofee"})
+    )
+    assert only_a.hooks.apply_filters("cart_totals", totals, {})["shipping"] == 700
