@@ -30,9 +30,10 @@ SCOPE = "checkout"
 
 
 def new_order_number(now: float | None = None) -> str:
-    """A readable order number: the UTC date and 8 random base32 characters."""
+    """A readable order number: the UTC date and 8 random base32 characters (40 bits)."""
     day = time.strftime("%Y%m%d", time.gmtime(now))
-    return f"{day}-{''.join(secrets.choice(_ALPHABET) for _ in range(8))}"
+    bits = int.from_bytes(secrets.token_bytes(5), "big")
+    return f"{day}-{''.join(_ALPHABET[(bits >> shift) & 31] for shift in range(35, -1, -5))}"
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,14 @@ class CheckoutService:
         self.hold_ttl = hold_ttl
         self.idempotency_ttl = idempotency_ttl
 
-    def _priced(self, lines: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    def _priced(self, tx: Tx, lines: list[tuple[str, int]]) -> list[dict[str, Any]]:
         skus = [sku for sku, _ in lines]
         marks = ", ".join("?" for _ in skus)
-        with self.store.read() as tx:
-            rows = tx.query(
-                f"SELECT sku, name, price FROM products WHERE sku IN ({marks}) "
-                "AND deleted_at IS NULL AND active = 1",
-                skus,
-            )
+        rows = tx.query(
+            f"SELECT sku, name, price FROM products WHERE sku IN ({marks}) "
+            "AND deleted_at IS NULL AND active = 1",
+            skus,
+        )
         prices = {r["sku"]: r for r in rows}
         priced = []
         for line_no, (sku, qty) in enumerate(lines, start=1):
@@ -142,7 +142,7 @@ class CheckoutService:
             raise ValidationError(
                 "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
             )
-        digest = request_hash(body)
+        digest = request_hash(body) if idempotency_key else ""
         if idempotency_key:
             replay = self._replay(idempotency_key, digest)
             if replay:
@@ -150,7 +150,57 @@ class CheckoutService:
         lines, customer, gateway = parse_cart(body)
         if gateway not in gateways:
             raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
-        priced = self._priced(lines)
+        number = new_order_number()
+        token = secrets.token_hex(16)
+        customer_json = json.dumps(customer, ensure_ascii=False)
+        reserved = False
+        try:
+            # PERF: one transaction reads the prices, reserves and writes the order: on
+            # the SQL engine the reservation joins it, so a checkout is one durable
+            # commit; on Redis the reservation is one script call inside it.
+            with self.store.tx() as tx:
+                priced = self._priced(tx, lines)
+                subtotal, shipping, total = self._totals(priced, customer, gateway)
+                now = time.time()
+                expires_at = now + self.hold_ttl
+                self.stock.reserve(number, lines, ttl=self.hold_ttl)
+                reserved = True
+                self._write(tx, number, token, priced, customer_json, gateway, subtotal,
+                            shipping, total, now, expires_at)  # fmt: skip
+                if idempotency_key:
+                    self._remember(tx, idempotency_key, digest, number, now)
+        except DuplicateKey as exc:
+            self.stock.release(number)
+            if idempotency_key:
+                replay = self._replay(idempotency_key, digest)
+                if replay:
+                    return replay
+            raise Unavailable("the order could not be written, try again", retry_after=1) from exc
+        except ShopError as exc:
+            if reserved or exc.status >= 500:
+                self.stock.release(number)
+            raise
+        except Exception as exc:
+            self.stock.release(number)
+            raise Unavailable(
+                "the order could not be written, try again shortly", retry_after=2
+            ) from exc
+        # PERF: the order is built from what was just committed instead of read back.
+        order = {
+            "number": number, "access_token": token, "status": PENDING, "stock_state": "held",
+            "gateway": gateway, "currency": self.currency, "subtotal": subtotal, "shipping": shipping,
+            "total": total, "customer_json": customer_json,
+            "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
+            "version": 0, "created_at": now, "updated_at": now,
+        }  # fmt: skip
+        result = CheckoutResult(order, priced, created=True)
+        self.hooks.do_action("order_created", result.order)
+        return result
+
+    def _totals(
+        self, priced: list[dict[str, Any]], customer: dict[str, Any], gateway: str
+    ) -> tuple[int, int, int]:
+        """Subtotal, shipping and total after the plugins' validation and totals filters."""
         subtotal = sum(line["line_total"] for line in priced)
         cart = {"lines": priced, "customer": customer, "gateway": gateway}
         errors = self.hooks.apply_filters("checkout_validate", [], cart)
@@ -164,67 +214,16 @@ class CheckoutService:
         shipping, total = int(totals.get("shipping", 0)), int(totals["total"])
         if total < 0 or shipping < 0:
             raise ShopError("cart_totals produced a negative total")
+        return subtotal, shipping, total
 
-        number = new_order_number()
-        token = secrets.token_hex(16)
-        now = time.time()
-        expires_at = now + self.hold_ttl
-        try:
-            with self.store.tx() as tx:
-                # NOTE: on the SQL engine the reservation joins this transaction, so a
-                # checkout is one durable commit; on Redis it is one script call first.
-                self.stock.reserve(number, lines, ttl=self.hold_ttl)
-                self._write(
-                    tx,
-                    number,
-                    token,
-                    priced,
-                    customer,
-                    gateway,
-                    subtotal,
-                    shipping,
-                    total,
-                    now,
-                    expires_at,
-                )
-                if idempotency_key:
-                    self._remember(tx, idempotency_key, digest, number, now)
-        except DuplicateKey as exc:
-            self.stock.release(number)
-            if idempotency_key:
-                replay = self._replay(idempotency_key, digest)
-                if replay:
-                    return replay
-            raise Unavailable("the order could not be written, try again", retry_after=1) from exc
-        except ShopError as exc:
-            if exc.status >= 500:
-                self.stock.release(number)
-            raise
-        except Exception as exc:
-            self.stock.release(number)
-            raise Unavailable(
-                "the order could not be written, try again shortly", retry_after=2
-            ) from exc
-        # PERF: the order is built from what was just committed instead of read back.
-        order = {
-            "number": number, "access_token": token, "status": PENDING, "stock_state": "held",
-            "gateway": gateway, "currency": self.currency, "subtotal": subtotal, "shipping": shipping,
-            "total": total, "customer_json": json.dumps(customer, ensure_ascii=False),
-            "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
-            "version": 0, "created_at": now, "updated_at": now,
-        }  # fmt: skip
-        result = CheckoutResult(order, priced, created=True)
-        self.hooks.do_action("order_created", result.order)
-        return result
-
-    def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer: dict[str, Any],
+    def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer_json: str,
                gateway: str, subtotal: int, shipping: int, total: int, now: float, expires_at: float) -> None:  # fmt: skip
         tx.execute(
             "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, subtotal, "
             "shipping, total, customer_json, hold_expires_at, created_at, updated_at) "
             "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number, token, PENDING, gateway, self.currency, subtotal, shipping, total,
-             json.dumps(customer, ensure_ascii=False), expires_at, now, now),
+             customer_json, expires_at, now, now),
         )  # fmt: skip
         tx.executemany(
             "INSERT INTO order_lines (order_number, line_no, sku, name, unit_price, qty, line_total) "

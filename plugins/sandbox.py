@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from ecshop.errors import GatewayError, SignatureError
 from ecshop.payments.base import (
@@ -22,7 +22,12 @@ from ecshop.payments.base import (
     PaymentStatus,
     RefundResult,
 )
-from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, sign_query, verify_body
+from ecshop.payments.sandbox_protocol import (
+    SIGNATURE_HEADER,
+    canonical_query,
+    sign_canonical,
+    verify_body,
+)
 
 NAME = "sandbox"
 VERSION = "1.0"
@@ -62,8 +67,8 @@ class SandboxGateway(Gateway):
     ) -> PaymentStart:
         fields = {"merchant": self.merchant, "order": order.number, "amount": str(order.amount),
                   "currency": order.currency, "notify_url": notify_url, "return_url": return_url}  # fmt: skip
-        fields["sig"] = sign_query(fields, self.secret)
-        return PaymentStart(redirect_url=f"{self.url}/pay?{urlencode(fields)}")
+        query = canonical_query(fields)
+        return PaymentStart(redirect_url=f"{self.url}/pay?{query}&sig={sign_canonical(query, self.secret)}")
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
         lowered = {k.lower(): v for k, v in headers.items()}

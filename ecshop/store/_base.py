@@ -111,7 +111,8 @@ class Store:
     def _connect(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _begin(self, conn: Any, write: bool) -> None:  # pragma: no cover - abstract
+    def _begin(self, conn: Any, write: bool) -> Any:  # pragma: no cover - abstract
+        """Open a transaction on ``conn``; return the connection to use (it may be new)."""
         raise NotImplementedError
 
     def prepare(self, sql: str) -> str:
@@ -169,7 +170,7 @@ class Store:
                 self._local.depth -= 1
             return
         try:
-            self._begin(conn, write)
+            conn = self._begin(conn, write)
         except Exception as exc:
             self._drop_connection()
             raise self.translate_error(exc) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -13,6 +14,8 @@ ER_DUP_ENTRY = 1062
 ER_LOCK_WAIT_TIMEOUT = 1205
 ER_LOCK_DEADLOCK = 1213
 CR_SERVER_GONE = (2006, 2013)
+IDLE_CHECK_SECONDS = 10.0
+_PREPARED: dict[str, str] = {}
 
 SQL_MODE = "STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
 
@@ -65,14 +68,30 @@ class MySQLStore(Store):
         conn.commit()
         return conn
 
-    def _begin(self, conn: Any, write: bool) -> None:
-        conn.ping()  # reconnect early rather than fail mid-transaction
-        cur = conn.cursor()
-        cur.execute("START TRANSACTION" if write else "START TRANSACTION READ ONLY")
-        cur.close()
+    def _begin(self, conn: Any, write: bool) -> Any:
+        # NOTE: autocommit is off and the isolation level is set per session, so the
+        # first statement opens the transaction: no START TRANSACTION round trip. A
+        # connection idle for a while is pinged first and replaced if the server
+        # dropped it, while no transaction is open and nothing can be lost.
+        now = time.monotonic()
+        if now - getattr(self._local, "used_at", 0.0) > IDLE_CHECK_SECONDS:
+            import MySQLdb
+
+            try:
+                conn.ping()
+            except MySQLdb.Error:
+                self._drop_connection()
+                conn = self.connection()
+        self._local.used_at = now
+        return conn
 
     def prepare(self, sql: str) -> str:
-        return sql.replace("%", "%%").replace("?", "%s")
+        prepared = _PREPARED.get(sql)
+        if prepared is None:
+            prepared = sql.replace("%", "%%").replace("?", "%s")
+            if len(_PREPARED) < 4096:
+                _PREPARED[sql] = prepared
+        return prepared
 
     def translate_error(self, exc: Exception) -> Exception:
         import MySQLdb

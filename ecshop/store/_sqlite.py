@@ -31,8 +31,9 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA busy_timeout={int(self.lock_timeout * 1000)}")
         return conn
 
-    def _begin(self, conn: Any, write: bool) -> None:
+    def _begin(self, conn: Any, write: bool) -> Any:
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        return conn
 
     def translate_error(self, exc: Exception) -> Exception:
         if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper():
