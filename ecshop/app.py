@@ -62,7 +62,11 @@ class Shop:
 
 def build_shop(config: Config, *, store: Store | None = None) -> Shop:
     """Open the store, check its schema, load plugins, open the stock engine, wire services."""
-    store = store or open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    store = store or open_store(
+        config.database_url,
+        lock_timeout=config.db_lock_timeout,
+        group_commit=config.group_commit_on,
+    )
     known = store.migrations()[-1][0]
     current = store.schema_version()
     if current != known:

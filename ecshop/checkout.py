@@ -155,10 +155,12 @@ class CheckoutService:
         customer_json = json.dumps(customer, ensure_ascii=False)
         reserved = False
         try:
-            # PERF: one transaction reads the prices, reserves and writes the order: on
-            # the SQL engine the reservation joins it, so a checkout is one durable
-            # commit; on Redis the reservation is one script call inside it.
-            with self.store.tx() as tx:
+            # PERF: one transaction reads the prices, reserves and writes the order (on
+            # the SQL engine the reservation joins it; on Redis it is one script call
+            # inside it), and with group commit it shares its commit with concurrent
+            # checkouts. Either way it is durable before this returns.
+            def write(tx: Tx) -> tuple[list[dict[str, Any]], int, int, int, float, float]:
+                nonlocal reserved
                 priced = self._priced(tx, lines)
                 subtotal, shipping, total = self._totals(priced, customer, gateway)
                 now = time.time()
@@ -169,6 +171,9 @@ class CheckoutService:
                             shipping, total, now, expires_at)  # fmt: skip
                 if idempotency_key:
                     self._remember(tx, idempotency_key, digest, number, now)
+                return priced, subtotal, shipping, total, now, expires_at
+
+            priced, subtotal, shipping, total, now, expires_at = self.store.grouped(write)
         except DuplicateKey as exc:
             self.stock.release(number)
             if idempotency_key:

@@ -71,6 +71,13 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _auto_bool(raw: str) -> str:
+    lowered = raw.strip().lower()
+    if lowered == "auto":
+        return "auto"
+    return "on" if _bool(lowered) else "off"
+
+
 # name -> (parser, default as text)
 SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "DATABASE_URL": (_database_url, "sqlite:///ecshop-data/shop.db"),
@@ -90,6 +97,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "DB_LOCK_TIMEOUT": (_positive_int, "5"),
     "IDEMPOTENCY_TTL": (_positive_int, str(48 * 3600)),
     "PUREPYTHON": (_bool, "0"),
+    "GROUP_COMMIT": (_auto_bool, "auto"),
+    "THREADS": (_positive_int, "1"),
 }
 
 
@@ -114,7 +123,19 @@ class Config:
     db_lock_timeout: int = 5
     idempotency_ttl: int = 48 * 3600
     purepython: bool = False
+    group_commit: str = "auto"
+    threads: int = 1
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def group_commit_on(self) -> bool:
+        """Group commit of checkouts. ``auto`` turns it on for SQLite served with threads
+        (``THREADS`` > 1): its one writer at a time makes a commit per checkout the bound
+        there. MariaDB/InnoDB already shares log flushes between concurrent transactions,
+        and sync workers have no concurrent checkouts in a process to group."""
+        if self.group_commit == "auto":
+            return self.database_url.startswith("sqlite:") and self.threads > 1
+        return self.group_commit == "on"
 
     def gateway_settings(self, name: str) -> Mapping[str, str]:
         """Settings of one gateway, from ``ECSHOP_GATEWAY_<NAME>_<KEY>`` (keys lower case)."""

@@ -1,10 +1,14 @@
 """gunicorn settings for ``ecshop serve`` (bind and workers come from the command line).
 
-Sync workers: each request runs to its durable commit before the next, which is what
-a 2-core box serves best; the stock engine and the database do the concurrency.
+Threaded workers (``ECSHOP_THREADS`` per worker): a request waiting for its durable
+commit leaves the CPU to the others, and concurrent checkouts share one commit (group
+commit) where the database has a single writer.
 """
 
-worker_class = "sync"
+from ecshop.config import load_config
+
+worker_class = "sync"  # gunicorn runs gthread when threads > 1
+threads = load_config().threads
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -68,7 +68,9 @@ class SandboxGateway(Gateway):
         fields = {"merchant": self.merchant, "order": order.number, "amount": str(order.amount),
                   "currency": order.currency, "notify_url": notify_url, "return_url": return_url}  # fmt: skip
         query = canonical_query(fields)
-        return PaymentStart(redirect_url=f"{self.url}/pay?{query}&sig={sign_canonical(query, self.secret)}")
+        return PaymentStart(
+            redirect_url=f"{self.url}/pay?{query}&sig={sign_canonical(query, self.secret)}"
+        )
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
         lowered = {k.lower(): v for k, v in headers.items()}

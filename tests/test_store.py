@@ -140,3 +140,117 @@ def test_mysql_session_is_strict_and_read_committed(mysql_url):
     assert isolation == "READ-COMMITTED"
     assert engines == {"InnoDB"}
     assert charsets == {"utf8mb4"}
+
+
+def _grouped_writers(store, count, work_for):
+    """Start ``count`` threads each submitting ``work_for(i)``; the first holds the leader
+    role until every other thread has queued, so they all land in one later batch."""
+    results, errors = {}, {}
+    queued = threading.Event()
+
+    def first(tx):
+        deadline = time.monotonic() + 10
+        while len(store.group._queue) < count - 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        queued.set()
+        return work_for(0)(tx)
+
+    def run(i):
+        try:
+            results[i] = store.grouped(first if i == 0 else work_for(i))
+        except Exception as exc:
+            errors[i] = exc
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    while store.group is not None and not store.group._leading:
+        time.sleep(0.001)
+    threads += [threading.Thread(target=run, args=(i,)) for i in range(1, count)]
+    for t in threads[1:]:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert queued.is_set()
+    return results, errors
+
+
+def test_group_commit_shares_commits_and_each_write_is_durable_on_return(db_url):
+    store = open_store(db_url, group_commit=True)
+    store.migrate()
+    durable_at_return = {}
+    other = open_store(db_url)
+
+    def work_for(i):
+        def work(tx):
+            _add(tx, f"G{i}", price=100 + i)
+            return i
+
+        return work
+
+    results, errors = _grouped_writers(store, 12, work_for)
+    assert errors == {} and results == {i: i for i in range(12)}
+    # Two commits for twelve writes: the leader's own batch, then everyone queued behind it.
+    assert (store.group.batches, store.group.items) == (2, 12)
+    with other.read() as tx:
+        for i in range(12):
+            durable_at_return[i] = tx.scalar("SELECT price FROM products WHERE sku = ?", (f"G{i}",))
+    assert durable_at_return == {i: 100 + i for i in range(12)}
+
+
+def test_group_commit_rolls_back_only_the_piece_that_failed(db_url):
+    store = open_store(db_url, group_commit=True)
+    store.migrate()
+    with store.tx() as tx:
+        _add(tx, "TAKEN")
+
+    def work_for(i):
+        def work(tx):
+            _add(tx, f"OK{i}")
+            if i % 3 == 1:
+                tx.execute("UPDATE products SET price = 1 WHERE sku = 'TAKEN'")
+                _add(tx, "TAKEN")  # duplicate key: this piece fails after writing
+            return i
+
+        return work
+
+    results, errors = _grouped_writers(store, 9, work_for)
+    assert set(errors) == {1, 4, 7} and all(isinstance(e, DuplicateKey) for e in errors.values())
+    assert set(results) == {0, 2, 3, 5, 6, 8}
+    with open_store(db_url).read() as tx:
+        skus = {r["sku"] for r in tx.query("SELECT sku FROM products")}
+        assert tx.scalar("SELECT price FROM products WHERE sku = 'TAKEN'") == 100
+    assert skus == {"TAKEN"} | {f"OK{i}" for i in (0, 2, 3, 5, 6, 8)}
+
+
+def test_sqlite_writer_lock_is_freed_when_its_holder_is_killed(sqlite_url):
+    import signal
+    import subprocess
+    import sys
+
+    store = open_store(sqlite_url, lock_timeout=5)
+    store.migrate()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom ecshop.store import open_store\n"
+         "s = open_store(sys.argv[1])\n"
+         "with s.tx() as tx:\n"
+         "    tx.execute(\"INSERT INTO settings (name, value, updated_at) VALUES ('x', 'held', 0)\")\n"
+         "    print('locked', flush=True)\n"
+         "    time.sleep(60)\n", sqlite_url],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        busy = open_store(sqlite_url, lock_timeout=1)
+        with pytest.raises(StoreBusy), busy.tx() as tx:
+            _add(tx, "WAIT")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        with store.tx() as tx:
+            _add(tx, "AFTER")
+    finally:
+        holder.kill()
+        holder.wait()
+    with store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM products WHERE sku = 'AFTER'") == 1
+        assert tx.scalar("SELECT COUNT(*) FROM settings WHERE name = 'x'") == 0

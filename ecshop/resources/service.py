@@ -69,6 +69,14 @@ class Metrics:
             lines.append(
                 f'ecshop_http_responses_total{{worker="{pid}",route="{route}",status="{status}"}} {count}'
             )
+        group = getattr(self.shop.store, "group", None)
+        if group is not None:
+            lines += [
+                "# TYPE ecshop_group_commits_total counter",
+                f'ecshop_group_commits_total{{worker="{pid}"}} {group.batches}',
+                "# TYPE ecshop_group_commit_writes_total counter",
+                f'ecshop_group_commit_writes_total{{worker="{pid}"}} {group.items}',
+            ]
         lines.append(f"ecshop_scrape_timestamp_seconds {time.time():.3f}")
         resp.content_type = "text/plain; version=0.0.4"
         resp.text = "\n".join(lines) + "\n"

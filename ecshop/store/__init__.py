@@ -19,18 +19,19 @@ from ecshop.store._base import DuplicateKey, SchemaTooNew, Store, StoreBusy, Tx
 __all__ = ["DuplicateKey", "SchemaTooNew", "Store", "StoreBusy", "Tx", "open_store"]
 
 
-def open_store(url: str, *, lock_timeout: int = 5) -> Store:
+def open_store(url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> Store:
     """Open the store named by ``url`` (``sqlite:///path`` or ``mysql://user:pw@host/db``).
 
     Connections are opened lazily, one per thread and process, so a store made before
-    gunicorn forks its workers is safe to use in each of them.
+    gunicorn forks its workers is safe to use in each of them. ``group_commit`` makes
+    :meth:`Store.grouped` share one commit between concurrent threads.
     """
     if url.startswith("sqlite:///"):
         from ecshop.store._sqlite import SQLiteStore
 
-        return SQLiteStore(url, lock_timeout=lock_timeout)
+        return SQLiteStore(url, lock_timeout=lock_timeout, group_commit=group_commit)
     if url.startswith(("mysql://", "mariadb://")):
         from ecshop.store._mysql import MySQLStore
 
-        return MySQLStore(url, lock_timeout=lock_timeout)
+        return MySQLStore(url, lock_timeout=lock_timeout, group_commit=group_commit)
     raise ValueError(f"unsupported database URL: {url!r}")

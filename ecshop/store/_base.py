@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from ecshop.errors import StoreError, Unavailable
 
+T = TypeVar("T")
 Row = dict[str, Any]
 Params = Sequence[Any]
 
@@ -97,15 +98,85 @@ class Tx:
         return None if row is None else next(iter(row.values()))
 
 
+class _Work:
+    __slots__ = ("done", "error", "result", "work")
+
+    def __init__(self, work: Callable[[Tx], Any]) -> None:
+        self.work = work
+        self.done = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit:
+    """Leader/follower group commit: one durable commit for many threads' transactions."""
+
+    MAX_BATCH = 64
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._cond = threading.Condition()
+        self._queue: list[_Work] = []
+        self._leading = False
+        self.batches = 0
+        self.items = 0
+
+    def submit(self, work: Callable[[Tx], T]) -> T:
+        item = _Work(work)
+        with self._cond:
+            self._queue.append(item)
+            while True:
+                while self._leading and not item.done:
+                    self._cond.wait()
+                if item.done:
+                    break
+                self._leading = True
+                batch = self._queue[: self.MAX_BATCH]
+                del self._queue[: self.MAX_BATCH]
+                self._cond.release()
+                try:
+                    self._run(batch)
+                finally:
+                    self._cond.acquire()
+                    self._leading = False
+                    self._cond.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[no-any-return]
+
+    def _run(self, batch: list[_Work]) -> None:
+        try:
+            with self.store.tx() as tx:
+                for n, item in enumerate(batch):
+                    tx.execute(f"SAVEPOINT w{n}")
+                    try:
+                        item.result = item.work(tx)
+                    except Exception as exc:
+                        item.error = exc
+                        tx.execute(f"ROLLBACK TO SAVEPOINT w{n}")
+                    tx.execute(f"RELEASE SAVEPOINT w{n}")
+            self.batches += 1
+            self.items += len(batch)
+        except BaseException as exc:
+            # NOTE: the commit (or the transaction itself) failed: nothing of the batch
+            # is durable, so every piece fails with that error.
+            for item in batch:
+                item.result, item.error = None, exc
+        finally:
+            for item in batch:
+                item.done = True
+
+
 class Store:
     """Base class of the SQLite and MySQL stores."""
 
     dialect = "generic"
 
-    def __init__(self, url: str, *, lock_timeout: int = 5) -> None:
+    def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
         self.url = url
         self.lock_timeout = lock_timeout
         self._local = threading.local()
+        self.group: GroupCommit | None = GroupCommit(self) if group_commit else None
 
     # -- dialect hooks --------------------------------------------------------------
     def _connect(self) -> Any:  # pragma: no cover - abstract
@@ -114,6 +185,9 @@ class Store:
     def _begin(self, conn: Any, write: bool) -> Any:  # pragma: no cover - abstract
         """Open a transaction on ``conn``; return the connection to use (it may be new)."""
         raise NotImplementedError
+
+    def _end(self, write: bool) -> None:
+        """Called once a transaction opened by :meth:`_begin` is over, whatever happened."""
 
     def prepare(self, sql: str) -> str:
         return sql
@@ -174,32 +248,50 @@ class Store:
         except Exception as exc:
             self._drop_connection()
             raise self.translate_error(exc) from exc
-        tx = Tx(self, conn)
-        self._local.tx = tx
-        self._local.depth = 1
         try:
-            yield tx
-        except BaseException:
+            tx = Tx(self, conn)
+            self._local.tx = tx
+            self._local.depth = 1
+            try:
+                yield tx
+            except BaseException:
+                self._local.depth = 0
+                try:
+                    conn.rollback()
+                except Exception:
+                    self._drop_connection()
+                raise
             self._local.depth = 0
             try:
-                conn.rollback()
-            except Exception:
+                conn.commit()
+            except Exception as exc:
+                try:
+                    conn.rollback()
+                except Exception:
+                    pass
                 self._drop_connection()
-            raise
-        self._local.depth = 0
-        try:
-            conn.commit()
-        except Exception as exc:
-            try:
-                conn.rollback()
-            except Exception:
-                pass
-            self._drop_connection()
-            raise self.translate_error(exc) from exc
+                raise self.translate_error(exc) from exc
+        finally:
+            self._end(write)
 
     def read(self) -> Any:
         """A read-only transaction (a consistent snapshot where the dialect gives one)."""
         return self.tx(write=False)
+
+    def grouped(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work(tx)`` in a write transaction, perhaps shared with other threads' work.
+
+        With group commit on, concurrent callers in this process queue their work; one of
+        them (the leader) runs the whole queue in one transaction, each piece inside its
+        own savepoint, and commits once. Each caller returns (or raises what its own
+        work raised) only after that commit, so its change is durable when it returns;
+        a piece that raises is rolled back to its savepoint without touching the others.
+        Off, it is ``with store.tx() as tx: return work(tx)``.
+        """
+        if self.group is None:
+            with self.tx() as tx:
+                return work(tx)
+        return self.group.submit(work)
 
     # -- migrations -----------------------------------------------------------------
     def migrations(self) -> list[tuple[int, str]]:

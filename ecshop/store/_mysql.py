@@ -43,8 +43,8 @@ def connect_args(url: str) -> dict[str, Any]:
 class MySQLStore(Store):
     dialect = "mysql"
 
-    def __init__(self, url: str, *, lock_timeout: int = 5) -> None:
-        super().__init__(url, lock_timeout=lock_timeout)
+    def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
+        super().__init__(url, lock_timeout=lock_timeout, group_commit=group_commit)
         self.args = connect_args(url)
 
     def _connect(self) -> Any:

@@ -2,21 +2,84 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx
 
+MAX_PAUSE = 0.002
+
+
+class WriterLock:
+    """One writer at a time across the threads and processes sharing a database file.
+
+    SQLite's own busy handler polls with sleeps of up to 100 ms, which under load turns
+    a queue of writers into long tails. This lock hands over quickly: a thread lock
+    inside the process, then ``flock`` on a side file between processes, tried again
+    within 2 ms until the lock timeout (the kernel drops it if its holder dies).
+    SQLite's own lock stays underneath for other programs.
+    """
+
+    def __init__(self, path: str | None, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._pid = -1
+        self._thread_lock = threading.Lock()
+        self._fd = -1
+
+    def _file(self) -> int:
+        if self._pid != os.getpid():  # a forked child gets its own lock and descriptor
+            self._thread_lock = threading.Lock()
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600) if self.path else -1
+            self._pid = os.getpid()
+        return self._fd
+
+    def acquire(self) -> None:
+        fd = self._file()
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise StoreBusy("the database is busy, try again shortly", retry_after=2)
+        if fd < 0:
+            return
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._thread_lock.release()
+                    raise StoreBusy(
+                        "the database is busy, try again shortly", retry_after=2
+                    ) from None
+                time.sleep(pause)
+                pause = min(pause * 2, MAX_PAUSE)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
 
 class SQLiteStore(Store):
     dialect = "sqlite"
 
-    def __init__(self, url: str, *, lock_timeout: int = 5) -> None:
-        super().__init__(url, lock_timeout=lock_timeout)
+    def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
+        super().__init__(url, lock_timeout=lock_timeout, group_commit=group_commit)
         self.path = url[len("sqlite:///") :]
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = WriterLock(
+            None if self.path == ":memory:" else self.path + "-writer", lock_timeout
+        )
 
     def _connect(self) -> Any:
         # NOTE: isolation_level=None hands transaction control to us: every write
@@ -28,12 +91,25 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute(f"PRAGMA busy_timeout={int(self.lock_timeout * 1000)}")
         return conn
 
     def _begin(self, conn: Any, write: bool) -> Any:
-        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write:
+            self._writer.acquire()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._writer.release()
+                raise
+        else:
+            conn.execute("BEGIN")
         return conn
+
+    def _end(self, write: bool) -> None:
+        if write:
+            self._writer.release()
 
     def translate_error(self, exc: Exception) -> Exception:
         if isinstance(exc, sqlite3.IntegrityError) and "UNIQUE" in str(exc).upper():
