@@ -52,9 +52,11 @@ def wrk(url: str, path: str) -> dict[str, float]:
 
 
 def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str, str]:
-    if kind == "embedded":
+    if kind.startswith("embedded"):
         db = f"sqlite:///{tmp}/bench-{free_port()}.db"
         extra = {}
+        if kind == "embedded-group":
+            extra = {"ECSHOP_THREADS": "8", "ECSHOP_GROUP_COMMIT": "on"}
     else:
         name = f"bench_{free_port()}"
         bench_mariadb.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
@@ -68,10 +70,11 @@ def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str,
 @pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
 )
-@pytest.mark.parametrize("kind", ["embedded", "mariadb-redis"])
+@pytest.mark.parametrize("kind", ["embedded", "embedded-group", "mariadb-redis"])
 def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
-    bench_redis = request.getfixturevalue("bench_redis") if kind != "embedded" else None
-    bench_mariadb = request.getfixturevalue("bench_mariadb") if kind != "embedded" else None
+    local = kind.startswith("embedded")
+    bench_redis = None if local else request.getfixturevalue("bench_redis")
+    bench_mariadb = None if local else request.getfixturevalue("bench_mariadb")
     gateway = SandboxGatewayProcess(directory=tmp_path).start()
     env = _env(kind, tmp_path, bench_redis, bench_mariadb, gateway)
     shop = ShopProcess(env=env, workers=2, log_path=tmp_path / "shop.log").start()
@@ -82,6 +85,13 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
         checkout = benchmark.pedantic(
             wrk, args=(shop.url, "/api/v1/checkout"), rounds=1, iterations=1
         )
+        metrics = requests.get(
+            f"{shop.url}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10
+        ).text
+        commits = re.search(r"ecshop_group_commits_total\{[^}]*\} (\d+)", metrics)
+        writes = re.search(r"ecshop_group_commit_writes_total\{[^}]*\} (\d+)", metrics)
+        if commits and writes and int(commits.group(1)):
+            checkout["writes_per_commit"] = int(writes.group(1)) / int(commits.group(1))
     finally:
         shop.stop()
     port = free_port()
@@ -101,7 +111,12 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
     benchmark.extra_info.update({"checkout": checkout, "bare_insert": baseline, "ratio": ratio})
     RESULTS[kind] = {"ratio": ratio, **{f"checkout_{k}": v for k, v in checkout.items()},
                      **{f"bare_{k}": v for k, v in baseline.items()}}  # fmt: skip
-    print(f"\n{kind}: checkout {checkout['rps']:.0f} rps p99 {checkout['p99_ms']:.1f} ms; "
+    grouped = (
+        f" ({checkout['writes_per_commit']:.1f} checkouts per commit in one worker)"
+        if "writes_per_commit" in checkout
+        else ""
+    )
+    print(f"\n{kind}: checkout {checkout['rps']:.0f} rps p99 {checkout['p99_ms']:.1f} ms{grouped}; "
           f"bare insert {baseline['rps']:.0f} rps p99 {baseline['p99_ms']:.1f} ms; ratio {ratio:.2f}")  # fmt: skip
     assert checkout["errors"] == 0 and baseline["errors"] == 0
 

@@ -9,6 +9,9 @@ from ecshop.config import load_config
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
 threads = load_config().threads
+# NOTE: a threaded worker accepts every connection it can; capped, keep-alive clients
+# spread over all workers instead of piling onto the first one.
+worker_connections = threads * 2
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
