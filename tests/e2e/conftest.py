@@ -18,6 +18,8 @@ from ecshop.testing.servers import free_port
 from ecshop.testing.shop import ShopProcess
 
 SETUPS = ["embedded", "mariadb-redis"]
+# The embedded default served by threaded workers, where checkouts share commits.
+GROUPED = "embedded-grouped"
 
 
 @dataclass
@@ -97,9 +99,11 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     ) -> Stack:
         gateway = SandboxGatewayProcess(directory=tmp_path, switches=switches or {}).start()
         started.append(gateway)
-        if setup == "embedded":
+        if setup in ("embedded", GROUPED):
             store_url = f"sqlite:///{tmp_path}/shop.db"
             extra: dict[str, str] = {}
+            if setup == GROUPED:
+                extra = {"ECSHOP_THREADS": "8", "ECSHOP_GROUP_COMMIT": "auto"}
         else:
             store_url = request.getfixturevalue("mysql_url")
             extra = {"ECSHOP_REDIS_URL": request.getfixturevalue("redis_url")}

@@ -15,7 +15,7 @@ import pytest
 
 from ecshop.payments.sandbox_protocol import sign_body
 from tests.e2e._drive import run_checkouts
-from tests.e2e.conftest import SETUPS
+from tests.e2e.conftest import GROUPED, SETUPS
 from tests.e2e.test_checkout_flow import wait_for
 
 CHAOS = {"drop": 0.3, "dup": 0.1, "reorder": True, "seed": 11}
@@ -74,6 +74,22 @@ def settle_and_check(stack, results, skus_on_hand):
     }
 
 
+def group_commit_counts(stack):
+    """Commits and checkout writes summed over the workers that answer ``/metrics``."""
+    seen = {}
+    for _ in range(40):
+        text = stack.http.get(
+            f"{stack.shop.url}/metrics", headers={"Connection": "close"}, timeout=10
+        ).text
+        for line in text.splitlines():
+            if line.startswith("ecshop_group_commit"):
+                name, value = line.rsplit(" ", 1)
+                seen[name] = int(value)
+    commits = sum(v for k, v in seen.items() if k.startswith("ecshop_group_commits_total"))
+    writes = sum(v for k, v in seen.items() if k.startswith("ecshop_group_commit_writes_total"))
+    return commits, writes
+
+
 def chaos_run(make_stack, setup, total):
     stack = make_stack(setup, CHAOS, ECSHOP_HOLD_TTL="2")
     stock = {"HOT": 150, "WARM": 400, "COLD": 5000}
@@ -81,6 +97,10 @@ def chaos_run(make_stack, setup, total):
         stack.add_product(sku, 1000, n)
     results = run_checkouts(stack.shop.url, stack.gateway.url, list(stock), total, clients=8)
     time.sleep(3)  # let the gateway's retries of delivered notifications finish
+    if setup == GROUPED:
+        commits, writes = group_commit_counts(stack)
+        assert writes > commits > 0, "concurrent checkouts never shared a commit"
+        print(f"\ngroup commit: {writes} checkout writes in {commits} commits")
     summary = settle_and_check(stack, results, stock)
     deliveries = stack.gateway.api("GET", "/v1/deliveries?limit=100000")
     summary["deliveries"] = Counter(d.get("outcome") for d in deliveries.get("items", deliveries))
@@ -88,7 +108,7 @@ def chaos_run(make_stack, setup, total):
     return summary
 
 
-@pytest.mark.parametrize("setup", SETUPS)
+@pytest.mark.parametrize("setup", [*SETUPS, GROUPED])
 def test_callback_chaos_loses_nothing(make_stack, setup):
     summary = chaos_run(make_stack, setup, 1000)
     assert summary["checkouts"] > 900 and summary["paid"] > 0
@@ -100,7 +120,7 @@ def test_callback_chaos_ten_thousand(make_stack, setup):
     chaos_run(make_stack, setup, 10_000)
 
 
-@pytest.mark.parametrize("setup", SETUPS)
+@pytest.mark.parametrize("setup", [*SETUPS, GROUPED])
 def test_worker_kills_lose_no_order(make_stack, setup):
     stack = make_stack(setup, {"seed": 3}, ECSHOP_HOLD_TTL="2")
     stock = {"A": 3000, "B": 3000}
