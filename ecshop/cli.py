@@ -223,6 +223,21 @@ def cmd_sandbox_gateway(args: argparse.Namespace, config: Config) -> int:
     return int(sandbox_server.main(args.rest))
 
 
+def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.smoke import SmokeFailure, SmokeTest
+
+    test = SmokeTest(args.base_url or config.base_url, args.admin_token or config.admin_token,
+                     gateway=args.gateway, sku=args.sku, timeout=args.timeout)  # fmt: skip
+    try:
+        number = test.run()
+    except SmokeFailure as exc:
+        print(f"FAIL  {exc.message}")
+        print(f"ecshop: smoke test failed: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"smoke test passed (test order {number})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecshop", description="A shop server that never loses an order."
@@ -271,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=["on", "off"])
     p.add_argument("--message", default="")
     p.add_argument("--retry-after", type=int, default=300)
+    p = add(
+        "smoke-test", cmd_smoke_test, "place a test-mode order end to end against a running shop"
+    )
+    p.add_argument("--base-url", help="the shop's URL (default ECSHOP_BASE_URL)")
+    p.add_argument("--admin-token", help="admin token (default ECSHOP_ADMIN_TOKEN)")
+    p.add_argument("--sku", help="SKU to order one unit of (default: the first with stock)")
+    p.add_argument("--gateway", default="sandbox", help="payment gateway (default sandbox)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the payment")
     p = add(
         "sandbox-gateway", cmd_sandbox_gateway, "run the sandbox payment gateway as its own process"
     )

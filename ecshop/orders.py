@@ -252,15 +252,17 @@ class OrderService:
             stock_op=self._ship,
         )
 
-    def record_refund(self, number: str, amount: int, *, actor: str, reason: str) -> Change | None:
-        """Add a refund; a full refund moves the order to ``refunded`` (unshipped stock comes back)."""
+    def record_refund(self, number: str, amount: int, *, actor: str, reason: str,
+                      settle: bool = True) -> Change | None:  # fmt: skip
+        """Add a refund; a full refund moves the order to ``refunded`` (unshipped stock
+        comes back) unless ``settle`` is False (the caller moves the order itself)."""
         with self.store.tx() as tx:
             row = load(tx, number, lock=True)
             refunded = int(row["refunded_amount"]) + amount
-            if refunded < int(row["paid_amount"]) or row["status"] not in (
-                PAID,
-                SHIPPED,
-                NEEDS_ATTENTION,
+            if (
+                not settle
+                or refunded < int(row["paid_amount"])
+                or row["status"] not in (PAID, SHIPPED, NEEDS_ATTENTION)
             ):
                 _set(tx, row, row["status"], row["stock_state"], {"refunded_amount": refunded})
                 record_event(tx, number, row["status"], row["status"], actor=actor, reason=reason,

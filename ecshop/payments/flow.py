@@ -84,9 +84,13 @@ class PaymentFlow:
             return None
         return self.payments.receive(order["gateway"], event)
 
-    def refund(self, order: dict[str, Any], amount: int, *, actor: str, reason: str) -> None:
-        """Refund through the order's gateway, then record it on the order."""
+    def refund(self, order: dict[str, Any], amount: int, *, actor: str, reason: str,
+               settle: bool = True) -> None:  # fmt: skip
+        """Refund through the order's gateway, then record it on the order (see
+        ``OrderService.record_refund`` for ``settle``)."""
         gateway = self._gateway(order["gateway"])
         if not getattr(gateway, "offline", False):
             gateway.refund(order["number"], amount)
-        self.orders.record_refund(order["number"], amount, actor=actor, reason=reason)
+        self.orders.record_refund(
+            order["number"], amount, actor=actor, reason=reason, settle=settle
+        )

@@ -188,8 +188,10 @@ class AdminOrderAction:
             order = load(tx, number)
         outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
         if order["status"] == "paid" and outstanding > 0:
+            # NOTE: the refund is recorded without settling the order as `refunded`,
+            # so the cancellation below is the transition (paid -> cancelled, restocked).
             self.shop.flow.refund(
-                order, outstanding, actor="admin", reason="cancelled by the admin"
+                order, outstanding, actor="admin", reason="cancelled by the admin", settle=False
             )
         change = self.shop.orders.cancel(number, actor="admin", reason="cancelled by the admin")
         self._done(resp, change.order)
