@@ -223,6 +223,62 @@ def cmd_sandbox_gateway(args: argparse.Namespace, config: Config) -> int:
     return int(sandbox_server.main(args.rest))
 
 
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {n}" for table, n in counts.items() if n)
+
+
+def cmd_export(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import dataio
+    from ecshop.store import open_store
+
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    counts = dataio.export(store, args.path)
+    print(f"exported {store.describe()} to {args.path}: {_counts(counts) or 'empty'}")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import dataio
+    from ecshop.store import open_store
+
+    folder = Path(args.dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ecshop-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl.gz"
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    counts = dataio.export(store, path)
+    # NOTE: a backup is only one once it reads back whole.
+    if dataio.verify(path) != counts:
+        print(f"ecshop: backup {path} does not read back whole", file=sys.stderr)
+        return 1
+    print(f"backup {path}: {_counts(counts) or 'empty'} (verified)")
+    if args.keep:
+        old = sorted(folder.glob("ecshop-*.jsonl.gz"))[: -args.keep]
+        for stale in old:
+            stale.unlink()
+        if old:
+            print(f"removed {len(old)} older backup(s), kept {args.keep}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import dataio
+    from ecshop.store import open_store
+
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    store.migrate()
+    counts = dataio.import_(store, args.path)
+    print(f"imported {args.path} into {store.describe()}: {_counts(counts) or 'empty'}")
+    if config.redis_url:
+        from ecshop.stock import cli as stock_cli
+
+        shop = _shop(config)
+        try:
+            stock_cli.rebuild(shop)
+        finally:
+            shop.close()
+    return 0
+
+
 def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     from ecshop.smoke import SmokeFailure, SmokeTest
 
@@ -286,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=["on", "off"])
     p.add_argument("--message", default="")
     p.add_argument("--retry-after", type=int, default=300)
+    p = add("export", cmd_export, "write the whole shop to one portable file (gzip JSON lines)")
+    p.add_argument("path", help="file to write, e.g. shop.jsonl.gz")
+    p = add("import", cmd_import, "load an export into a new, empty database (SQLite or MariaDB)")
+    p.add_argument("path", help="file written by ecshop export or ecshop backup")
+    p = add("backup", cmd_backup, "export to a timestamped file in a folder and verify it")
+    p.add_argument("--dir", default="ecshop-backups", help="folder (default ecshop-backups)")
+    p.add_argument("--keep", type=int, default=0, help="keep only the newest N backups")
+    p = add("restore", cmd_import, "load a backup into a new, empty database (same as import)")
+    p.add_argument("path", help="backup file")
     p = add(
         "smoke-test", cmd_smoke_test, "place a test-mode order end to end against a running shop"
     )

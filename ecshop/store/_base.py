@@ -88,6 +88,25 @@ class Tx:
         cur.close()
         return rows
 
+    def iterate(
+        self, sql: str, params: Params = (), size: int = 1000
+    ) -> tuple[list[str], Iterator[tuple[Any, ...]]]:
+        """Run a SELECT; return its column names and an iterator over its rows (tuples)."""
+        cur = self._run(sql, params)
+        names = [d[0] for d in cur.description or ()]
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            try:
+                while True:
+                    chunk = cur.fetchmany(size)
+                    if not chunk:
+                        return
+                    yield from (tuple(r) for r in chunk)
+            finally:
+                cur.close()
+
+        return names, rows()
+
     def one(self, sql: str, params: Params = ()) -> Row | None:
         """Run a SELECT; return its first row or None."""
         rows = self.query(sql, params)

@@ -1,0 +1,140 @@
+"""Export and import, backup and restore: a shop moved from the embedded default to
+MariaDB + Redis arrives whole, an import is all or nothing, and an export taken while
+customers check out is one consistent moment."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import threading
+import time
+
+from ecshop import dataio
+from ecshop.config import child_environ
+from ecshop.store import open_store
+from tests.e2e.test_checkout_flow import wait_for
+
+
+def ecshop(*args, **env):
+    return subprocess.run([sys.executable, "-m", "ecshop.cli", *args], env=child_environ(env),
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+
+
+def table_rows(url):
+    store = open_store(url)
+    with store.read() as tx:
+        return {t: sorted(map(repr, tx.iterate(f"SELECT * FROM {t}")[1])) for t in dataio.TABLES}
+
+
+def busy_shop(make_stack):
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 1200, 50)
+    stack.add_product("MUG", 800, 20)
+    paid = stack.checkout([("TEA", 2), ("MUG", 1)]).json()
+    declined = stack.checkout([("MUG", 3)]).json()
+    stack.checkout([("TEA", 1)], key="k-1")  # left pending, with its idempotency key
+    assert stack.gateway.settle(paid["payment"]["redirect_url"], "pay") == 303
+    assert stack.gateway.settle(declined["payment"]["redirect_url"], "decline") == 303
+    assert wait_for(lambda: stack.order(paid["number"])["status"] == "paid")
+    assert wait_for(lambda: stack.order(declined["number"])["status"] == "cancelled")
+    return stack
+
+
+def test_embedded_shop_moves_to_mariadb_and_redis_whole(make_stack, tmp_path, mysql_url, redis_url):
+    stack = busy_shop(make_stack)
+    dump = tmp_path / "shop.jsonl.gz"
+    done = stack.cli("export", str(dump))
+    assert done.returncode == 0, done.stderr
+    assert "orders 3" in done.stdout
+    done = ecshop("import", str(dump), ECSHOP_DATABASE_URL=mysql_url, ECSHOP_REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    source, target = table_rows(stack.store_url), table_rows(mysql_url)
+    assert source == target and len(target["orders"]) == 3 and len(target["payments_journal"]) == 2
+    audit = ecshop("stock", "audit", ECSHOP_DATABASE_URL=mysql_url, ECSHOP_REDIS_URL=redis_url)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_import_refuses_a_database_that_is_not_empty(make_stack, tmp_path):
+    stack = busy_shop(make_stack)
+    dump = tmp_path / "shop.jsonl.gz"
+    assert stack.cli("export", str(dump)).returncode == 0
+    before = table_rows(stack.store_url)
+    done = stack.cli("import", str(dump))
+    assert done.returncode == 2 and "not empty" in done.stderr
+    assert table_rows(stack.store_url) == before
+
+
+def test_a_cut_short_or_damaged_file_imports_nothing(make_stack, tmp_path):
+    stack = busy_shop(make_stack)
+    dump = tmp_path / "shop.jsonl.gz"
+    assert stack.cli("export", str(dump)).returncode == 0
+    lines = gzip.open(dump, "rt").read().splitlines()
+    cut = tmp_path / "cut.jsonl.gz"
+    with gzip.open(cut, "wt") as out:
+        out.write("\n".join(lines[:-3]) + "\n")  # the last table's end and the footer are gone
+    lost_row = tmp_path / "lost-row.jsonl.gz"
+    orders_at = next(i for i, ln in enumerate(lines) if ln.startswith('{"table":"orders"'))
+    with gzip.open(lost_row, "wt") as out:
+        out.write("\n".join(lines[: orders_at + 1] + lines[orders_at + 2 :]) + "\n")
+    for bad in (cut, lost_row, tmp_path / "missing.jsonl.gz"):
+        url = f"sqlite:///{tmp_path}/{bad.stem}.db"
+        done = ecshop("import", str(bad), ECSHOP_DATABASE_URL=url)
+        assert done.returncode == 2, (bad, done.stdout, done.stderr)
+        assert all(rows == [] for rows in table_rows(url).values())
+
+
+def test_export_during_checkouts_is_one_consistent_moment(make_stack, tmp_path):
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 100, 100_000)
+    stop = threading.Event()
+
+    def shoppers():
+        while not stop.is_set():
+            assert stack.checkout([("TEA", 1)]).status_code == 201
+
+    threads = [threading.Thread(target=shoppers) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        dumps = []
+        for n in range(5):
+            dump = tmp_path / f"during-{n}.jsonl.gz"
+            assert stack.cli("export", str(dump)).returncode == 0
+            dumps.append(dump)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    for dump in dumps:
+        tables, columns, current = {}, {}, None
+        for raw in gzip.open(dump, "rt"):
+            rec = json.loads(raw)
+            if isinstance(rec, dict) and "table" in rec:
+                current, columns[rec["table"]] = rec["table"], rec["columns"]
+                tables[current] = []
+            elif isinstance(rec, list):
+                tables[current].append(dict(zip(columns[current], rec, strict=True)))
+        orders = {o["number"] for o in tables["orders"]}
+        assert orders, "the export caught no order"
+        assert {ln["order_number"] for ln in tables["order_lines"]} == orders
+        assert {h["token"] for h in tables["stock_holds"]} == orders
+        stock = tables["stock"][0]
+        held = sum(h["qty"] for h in tables["stock_holds"])
+        assert stock["on_hand"] - stock["available"] == held  # counts and holds agree
+
+
+def test_backup_keeps_the_newest_and_restores(make_stack, tmp_path):
+    stack = busy_shop(make_stack)
+    folder = tmp_path / "backups"
+    for _ in range(3):
+        done = stack.cli("backup", "--dir", str(folder), "--keep", "2")
+        assert done.returncode == 0 and "(verified)" in done.stdout, done.stdout + done.stderr
+        time.sleep(1.1)  # backups are named by the second
+    kept = sorted(folder.glob("ecshop-*.jsonl.gz"))
+    assert len(kept) == 2
+    url = f"sqlite:///{tmp_path}/restored.db"
+    done = ecshop("restore", str(kept[-1]), ECSHOP_DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    assert table_rows(url) == table_rows(stack.store_url)
