@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import secrets
@@ -279,6 +280,22 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.benchrun import Bench
+
+    report = Bench(clients=args.clients, seconds=args.seconds, stock=args.stock, workers=args.workers,
+                   database_url=args.database_url, redis_url=args.redis_url).run()  # fmt: skip
+    if args.json:
+        print(json.dumps({"clients": report.clients, "checkouts": report.checkouts,
+                          "flash_sale": report.flash_sale}))  # fmt: skip
+    sale = report.flash_sale
+    if sale["sold"] != sale["stock"] or sale["errors"] or report.checkouts["errors"]:
+        print("ecshop: bench saw errors or a flash sale that did not sell exactly its stock",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     from ecshop.smoke import SmokeFailure, SmokeTest
 
@@ -351,6 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, default=0, help="keep only the newest N backups")
     p = add("restore", cmd_import, "load a backup into a new, empty database (same as import)")
     p.add_argument("path", help="backup file")
+    p = add(
+        "bench", cmd_bench, "measure this server: checkouts and a flash sale on a throwaway shop"
+    )
+    p.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="length of the checkout run (default 10)"
+    )
+    p.add_argument("--stock", type=int, default=200, help="units in the flash sale (default 200)")
+    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    p.add_argument("--database-url", help="an empty database to use instead of a temporary SQLite")
+    p.add_argument("--redis-url", help="Redis for the stock engine (default: the SQL engine)")
+    p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p = add(
         "smoke-test", cmd_smoke_test, "place a test-mode order end to end against a running shop"
     )
