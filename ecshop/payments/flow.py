@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from ecshop.errors import GatewayError, NotFound
 from ecshop.orders import ACCEPTED, PENDING, OrderService
 from ecshop.payments.base import PaymentOrder
 from ecshop.payments.notifications import PaymentService, event_from_status
+from ecshop.payments.sandbox_protocol import quote_value
 
 
 class PaymentFlow:
@@ -33,7 +33,7 @@ class PaymentFlow:
     def urls(self, order: dict[str, Any]) -> tuple[str, str]:
         """The notify and return URLs the gateway is given for this order."""
         name = order["gateway"]
-        query = urlencode({"order": order["number"], "token": order["access_token"]})
+        query = f"order={quote_value(order['number'])}&token={quote_value(order['access_token'])}"
         return (
             f"{self.base_url}/payments/{name}/notify",
             f"{self.base_url}/payments/{name}/return?{query}",

@@ -20,11 +20,22 @@ PAY_FIELDS = ("merchant", "order", "amount", "currency", "notify_url", "return_u
 SIGNATURE_HEADER = "Sandbox-Signature"
 DEFAULT_TOLERANCE = 300
 _PLAIN = re.compile(r"[A-Za-z0-9_.\-~]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-~ ]")
 
 
-def _quote(value: str) -> str:
-    # PERF: most values (order numbers, amounts, currencies) need no escaping at all.
-    return value if _PLAIN.fullmatch(value) else quote_plus(value)
+def _escape(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
+
+
+def quote_value(value: str) -> str:
+    """``urllib.parse.quote_plus(value)``, faster for the plain ASCII values links carry."""
+    # PERF: most values (order numbers, amounts, currencies) need no escaping at all,
+    # and URLs only a few characters; quote_plus maps every byte through a dict.
+    if _PLAIN.fullmatch(value):
+        return value
+    if value.isascii():
+        return _UNSAFE.sub(_escape, value).replace(" ", "+")
+    return quote_plus(value)
 
 
 def canonical_query(fields: Mapping[str, str]) -> str:
@@ -34,7 +45,7 @@ def canonical_query(fields: Mapping[str, str]) -> str:
     a pay link is this followed by ``&sig=``.
     """
     return "&".join(
-        f"{_quote(k)}={_quote(str(v))}" for k, v in sorted(fields.items()) if k != "sig"
+        f"{quote_value(k)}={quote_value(str(v))}" for k, v in sorted(fields.items()) if k != "sig"
     )
 
 
