@@ -24,7 +24,12 @@ from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
 from ecshop.resources import errors, orders, payments, products, service, storefront
-from ecshop.resources.middleware import MaintenanceGate, RequestGuard, ResponseCounter
+from ecshop.resources.middleware import (
+    LoadShedder,
+    MaintenanceGate,
+    RequestGuard,
+    ResponseCounter,
+)
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
@@ -135,9 +140,12 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     if shop is None:
         shop = build_shop(config or load_config())
     counters: Counter[tuple[str, str]] = Counter()
+    shedder = LoadShedder(shop.config.shed_queue_ms)
+    shop.extras["shedder"] = shedder
     app = ShopApp(
         middleware=[
             ResponseCounter(counters),
+            shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
         ]

@@ -29,6 +29,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
 def _non_negative_float(raw: str) -> float:
     value = float(raw)
     if value < 0:
@@ -98,6 +105,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "IDEMPOTENCY_TTL": (_positive_int, str(48 * 3600)),
     "PUREPYTHON": (_bool, "0"),
     "GROUP_COMMIT": (_auto_bool, "auto"),
+    "SHED_QUEUE_MS": (_non_negative_int, "3000"),
     "THREADS": (_positive_int, "1"),
 }
 
@@ -124,6 +132,7 @@ class Config:
     idempotency_ttl: int = 48 * 3600
     purepython: bool = False
     group_commit: str = "auto"
+    shed_queue_ms: int = 3000
     threads: int = 1
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 

@@ -138,6 +138,12 @@ class SignatureError(BadRequest):
     code = "invalid_notification"
 
 
+class Overloaded(Unavailable):
+    """The request waited too long in a queue before reaching the shop (load shedding)."""
+
+    code = "overloaded"
+
+
 class InMaintenance(Unavailable):
     """The shop is in maintenance mode (storefront only; payments stay open)."""
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any
 
 import falcon
 
-from ecshop.errors import Forbidden, InMaintenance, PayloadTooLarge, Unauthorized
+from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
 
 ADMIN_PREFIX = "/api/v1/admin"
 
@@ -45,6 +46,51 @@ class RequestGuard:
 
 # Paths that stay open in maintenance mode: payments in flight must land.
 ALWAYS_OPEN = ("/payments/", ADMIN_PREFIX + "/", "/healthz", "/metrics", "/api/openapi.json")
+
+
+def queued_since(header: str | None) -> float | None:
+    """The Unix time in ``X-Request-Start`` (``t=`` seconds, ms or µs), or None."""
+    if not header:
+        return None
+    raw = header.strip().removeprefix("t=")
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    while value > 1e11:  # milliseconds or microseconds since the epoch
+        value /= 1000.0
+    return value if value > 0 else None
+
+
+class LoadShedder:
+    """Sheds storefront requests that waited too long in the front proxy's queue.
+
+    A reverse proxy that stamps ``X-Request-Start`` (nginx: ``proxy_set_header
+    X-Request-Start "t=${msec}";``) tells the shop how long a request queued while the
+    workers were busy. Past ``ECSHOP_SHED_QUEUE_MS`` the customer has likely given up
+    waiting, so the request gets an immediate 503 with ``Retry-After`` instead of
+    taking a worker, and the queue drains. Payment notifications and returns, the
+    admin, health and metrics are never shed.
+    """
+
+    def __init__(self, limit_ms: int, retry_after: int = 2) -> None:
+        self.limit = limit_ms / 1000.0
+        self.retry_after = retry_after
+        self.shed = 0
+
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not self.limit or req.path.startswith(ALWAYS_OPEN):
+            return
+        since = queued_since(req.get_header("X-Request-Start"))
+        if since is None:
+            return
+        waited = time.time() - since
+        if waited > self.limit:
+            self.shed += 1
+            raise Overloaded(
+                "the shop is very busy right now, please try again in a moment",
+                retry_after=self.retry_after, queued_ms=int(waited * 1000),
+            )  # fmt: skip
 
 
 class MaintenanceGate:

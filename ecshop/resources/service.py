@@ -69,6 +69,12 @@ class Metrics:
             lines.append(
                 f'ecshop_http_responses_total{{worker="{pid}",route="{route}",status="{status}"}} {count}'
             )
+        shedder = self.shop.extras.get("shedder")
+        if shedder is not None:
+            lines += [
+                "# TYPE ecshop_shed_requests_total counter",
+                f'ecshop_shed_requests_total{{worker="{pid}"}} {shedder.shed}',
+            ]
         group = getattr(self.shop.store, "group", None)
         if group is not None:
             lines += [
