@@ -36,11 +36,10 @@ def _client(
         except requests.RequestException as exc:
             results.append({"status": 0, "error": str(exc)})
             continue
-        entry: dict[str, Any] = {"status": resp.status_code}
+        entry: dict[str, Any] = {"status": resp.status_code, "sku": sku}
         if resp.status_code == 201:
             order = resp.json()
             entry["number"] = order["number"]
-            entry["sku"] = sku
             roll = rng.random()
             action = "pay" if roll < mix[0] else "decline" if roll < mix[0] + mix[1] else "abandon"
             entry["action"] = action

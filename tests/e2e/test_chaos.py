@@ -69,7 +69,7 @@ def settle_and_check(stack, results, skus_on_hand):
         "paid": len(shop_paid),
         "declined": sum(r.get("action") == "decline" for r in accepted),
         "abandoned": sum(r.get("action") == "abandon" for r in accepted),
-        "out_of_stock": sum(r["status"] == 409 for r in results),
+        "out_of_stock": Counter(r["sku"] for r in results if r["status"] == 409),
         "reconcile": done.stdout.strip(),
     }
 
@@ -111,7 +111,11 @@ def chaos_run(make_stack, setup, total):
 @pytest.mark.parametrize("setup", [*SETUPS, GROUPED])
 def test_callback_chaos_loses_nothing(make_stack, setup):
     summary = chaos_run(make_stack, setup, 1000)
-    assert summary["checkouts"] > 900 and summary["paid"] > 0
+    # NOTE: about a third of the checkouts ask for HOT (150 units), so HOT runs out and
+    # how often depends on how fast declined and abandoned holds come back; the others
+    # have more units than buyers and must never be refused.
+    assert set(summary["out_of_stock"]) <= {"HOT"}, summary["out_of_stock"]
+    assert summary["checkouts"] > 750 and summary["paid"] > 0
 
 
 @pytest.mark.slow
