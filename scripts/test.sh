@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config) are
-# installed with apt-get where they are missing and we are root or have sudo; without
-# them the service tests skip with a reason naming the package.
+# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, and
+# chromium + chromium-driver for the browser test) are installed with apt-get where they
+# are missing and we are root or have sudo; without them the service tests skip with a
+# reason naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev/null \
   || pkg-config --exists mysqlclient 2>/dev/null || need+=(libmariadb-dev)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
