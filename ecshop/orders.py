@@ -86,7 +86,7 @@ def record_event(
     tx: Tx, number: str, from_status: str | None, to_status: str, *, actor: str, reason: str,
     data: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
-    tx.execute(
+    tx.defer(
         "INSERT INTO order_events (order_number, from_status, to_status, actor, reason, data_json, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (number, from_status, to_status, actor, reason[:1000],

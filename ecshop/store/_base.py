@@ -43,8 +43,42 @@ class Tx:
         self._store = store
         self._conn = conn
         self.dialect = store.dialect
+        self._pending: list[tuple[str, tuple[Any, ...]]] = []
+
+    def defer(self, sql: str, params: Params = ()) -> None:
+        """Queue a write whose result nobody reads, to be sent with the next statement.
+
+        Where the dialect can batch statements (MySQL), queued writes travel in one
+        round trip together with the next statement or the ``COMMIT``; elsewhere the
+        write runs at once. Either way it is part of this transaction, and an error it
+        raises (a duplicate key, say) fails the transaction before it commits.
+        """
+        if not self._store.batches:
+            self.execute(sql, params)
+            return
+        self._pending.append((self._store.prepare(sql), tuple(params)))
+
+    @property
+    def pending(self) -> bool:
+        """True while deferred writes wait to be sent."""
+        return bool(self._pending)
+
+    def flush(self, then: str | None = None) -> None:
+        """Send the queued writes now (followed by ``then``, if given) in one round trip."""
+        if not self._pending and then is None:
+            return
+        batch, self._pending = self._pending, []
+        cur = self._conn.cursor()
+        try:
+            self._store.run_batch(cur, batch, then)
+        except Exception as exc:
+            raise self._store.translate_error(exc) from exc
+        finally:
+            cur.close()
 
     def _run(self, sql: str, params: Params) -> Any:
+        if self._pending:
+            self.flush()
         cur = self._conn.cursor()
         try:
             cur.execute(self._store.prepare(sql), tuple(params))
@@ -70,6 +104,8 @@ class Tx:
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         if not rows:
             return 0
+        if self._pending:
+            self.flush()
         cur = self._conn.cursor()
         try:
             cur.executemany(self._store.prepare(sql), [tuple(r) for r in rows])
@@ -170,6 +206,7 @@ class GroupCommit:
                     tx.execute(f"SAVEPOINT w{n}")
                     try:
                         item.result = item.work(tx)
+                        tx.flush()  # NOTE: a deferred write's error belongs to its piece
                     except Exception as exc:
                         item.error = exc
                         tx.execute(f"ROLLBACK TO SAVEPOINT w{n}")
@@ -190,6 +227,8 @@ class Store:
     """Base class of the SQLite and MySQL stores."""
 
     dialect = "generic"
+    # True where several statements can travel in one round trip (see Tx.defer).
+    batches = False
 
     def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
         self.url = url
@@ -210,6 +249,17 @@ class Store:
 
     def prepare(self, sql: str) -> str:
         return sql
+
+    def run_batch(
+        self, cur: Any, batch: list[tuple[str, tuple[Any, ...]]], then: str | None
+    ) -> None:  # pragma: no cover - only dialects with ``batches`` queue writes
+        """Run the prepared statements of ``batch`` (and ``then``) in one round trip."""
+        raise NotImplementedError
+
+    def _commit(self, conn: Any, tx: Tx) -> None:
+        """Commit ``tx``: its queued writes and the ``COMMIT`` go together."""
+        tx.flush()
+        conn.commit()
 
     def translate_error(self, exc: Exception) -> Exception:
         return exc
@@ -282,7 +332,7 @@ class Store:
                 raise
             self._local.depth = 0
             try:
-                conn.commit()
+                self._commit(conn, tx)
             except Exception as exc:
                 try:
                     conn.rollback()
