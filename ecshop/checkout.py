@@ -9,6 +9,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +104,19 @@ class CheckoutService:
         self.hold_ttl = hold_ttl
         self.idempotency_ttl = idempotency_ttl
 
-    def _priced(self, tx: Tx, lines: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    @staticmethod
+    def _ask_prices(tx: Tx, lines: list[tuple[str, int]]) -> Callable[[], list[dict[str, Any]]]:
         skus = [sku for sku, _ in lines]
         marks = ", ".join("?" for _ in skus)
-        rows = tx.query(
+        return tx.query_soon(
             f"SELECT sku, name, price FROM products WHERE sku IN ({marks}) "
             "AND deleted_at IS NULL AND active = 1",
             skus,
         )
+
+    @staticmethod
+    def _priced(rows: list[dict[str, Any]], lines: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The cart's lines at the database's prices; NotFound for an unknown SKU."""
         prices = {r["sku"]: r for r in rows}
         priced = []
         for line_no, (sku, qty) in enumerate(lines, start=1):
@@ -169,15 +175,21 @@ class CheckoutService:
             # PERF: one transaction reads the prices, reserves and writes the order (on
             # the SQL engine the reservation joins it; on Redis it is one script call
             # inside it), and with group commit it shares its commit with concurrent
-            # checkouts. Either way it is durable before this returns.
+            # checkouts. Either way it is durable before this returns. On MySQL the
+            # price query is on the server while Redis takes the hold.
             def write(tx: Tx) -> tuple[list[dict[str, Any]], int, int, int, float, float]:
                 nonlocal reserved
-                priced = self._priced(tx, lines)
-                subtotal, shipping, total = self._totals(priced, cart.customer, gateway)
                 now = time.time()
                 expires_at = now + self.hold_ttl
-                self.stock.reserve(number, lines, ttl=self.hold_ttl)
+                prices = self._ask_prices(tx, lines)
+                try:
+                    self.stock.reserve(number, lines, ttl=self.hold_ttl)
+                except ShopError:
+                    self._priced(prices(), lines)  # an unknown SKU is a 404 before a 409
+                    raise
                 reserved = True
+                priced = self._priced(prices(), lines)
+                subtotal, shipping, total = self._totals(priced, cart.customer, gateway)
                 self._write(tx, number, token, priced, cart.customer_json, gateway, subtotal,
                             shipping, total, now, expires_at)  # fmt: skip
                 if idempotency_key:

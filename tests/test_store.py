@@ -83,7 +83,7 @@ def test_deferred_writes_commit_and_are_seen_by_later_reads(store):
         # A read in the same transaction sends what was queued first.
         assert tx.scalar("SELECT price FROM products WHERE sku = ?", ("B",)) == 7
         _defer_add(tx, "C")
-        assert tx.pending == store.batches
+        assert tx.pending == store.pipelined
     with store.read() as tx:
         rows = tx.query("SELECT sku, description FROM products ORDER BY sku")
     assert rows == [{"sku": s, "description": "100%? literal"} for s in "ABC"]
@@ -104,6 +104,42 @@ def test_a_failing_deferred_write_fails_the_commit_and_keeps_nothing(store):
         _defer_add(tx, "NEXT")
     with store.read() as tx:
         assert tx.scalar("SELECT COUNT(*) FROM products") == 2
+
+
+def test_query_sent_ahead_answers_after_other_work(store):
+    with store.tx() as tx:
+        _add(tx, "A", price=5)
+    with store.tx() as tx:
+        rows = tx.query_soon("SELECT sku, price FROM products WHERE sku = ?", ("A",))
+        # Another statement on the transaction first takes the answer off the wire.
+        tx.execute("UPDATE products SET price = 6 WHERE sku = ?", ("A",))
+        assert rows() == [{"sku": "A", "price": 5}]
+        later = tx.query_soon("SELECT price FROM products WHERE sku = ?", ("A",))
+        _defer_add(tx, "B")
+        assert later() == [{"price": 6}]
+        assert tx.query_soon("SELECT sku FROM products WHERE sku = 'NONE'")() == []
+    with store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM products") == 2
+
+
+def test_query_sent_ahead_that_fails_raises_when_read(store):
+    with pytest.raises(Exception, match="nope"), store.tx() as tx:
+        rows = tx.query_soon("SELECT nope FROM products")
+        rows()
+    with store.tx() as tx:  # the connection is usable again
+        _add(tx, "A")
+
+
+def test_unread_answer_does_not_block_rollback_or_commit(store):
+    with pytest.raises(RuntimeError), store.tx() as tx:
+        _add(tx, "GONE")
+        tx.query_soon("SELECT sku FROM products")
+        raise RuntimeError("the caller gave up before reading")
+    with store.tx() as tx:
+        _add(tx, "KEPT")
+        tx.query_soon("SELECT sku FROM products")
+    with store.read() as tx:
+        assert [r["sku"] for r in tx.query("SELECT sku FROM products")] == ["KEPT"]
 
 
 def test_mysql_sends_deferred_writes_with_the_commit(mysql_url):

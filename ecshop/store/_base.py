@@ -36,6 +36,16 @@ class SchemaTooNew(StoreError):
     code = "schema_too_new"
 
 
+class _Soon:
+    """The rows of a query sent ahead (see :meth:`Tx.query_soon`), once they are read."""
+
+    __slots__ = ("error", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[Row] | None = None
+        self.error: Exception | None = None
+
+
 class Tx:
     """One open transaction. Use it only inside ``with store.tx() as tx``."""
 
@@ -44,6 +54,7 @@ class Tx:
         self._conn = conn
         self.dialect = store.dialect
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
+        self._inflight: _Soon | None = None
 
     def defer(self, sql: str, params: Params = ()) -> None:
         """Queue a write whose result nobody reads, to be sent with the next statement.
@@ -53,10 +64,50 @@ class Tx:
         write runs at once. Either way it is part of this transaction, and an error it
         raises (a duplicate key, say) fails the transaction before it commits.
         """
-        if not self._store.batches:
+        if not self._store.pipelined:
             self.execute(sql, params)
             return
         self._pending.append((self._store.prepare(sql), tuple(params)))
+
+    def query_soon(self, sql: str, params: Params = ()) -> Callable[[], list[Row]]:
+        """Send a SELECT now; return a function that waits for its rows.
+
+        Where the dialect can (MySQL), the server works on the query while the caller
+        does something else, such as a call to another server; any other statement on
+        this transaction first waits for it. Elsewhere the query runs at once.
+        """
+        if not self._store.pipelined:
+            done = self.query(sql, params)
+            return lambda: done
+        self._settle()
+        if self._pending:
+            self.flush()
+        soon = _Soon()
+        try:
+            self._store.send_query(self._conn, self._store.prepare(sql), tuple(params))
+        except Exception as exc:
+            raise self._store.translate_error(exc) from exc
+        self._inflight = soon
+
+        def rows() -> list[Row]:
+            if soon is self._inflight:
+                self._settle()
+            if soon.error is not None:
+                raise soon.error
+            assert soon.rows is not None
+            return soon.rows
+
+        return rows
+
+    def _settle(self) -> None:
+        """Read the answer of the query sent ahead, if one is on its way."""
+        soon, self._inflight = self._inflight, None
+        if soon is None:
+            return
+        try:
+            soon.rows = self._store.read_query(self._conn)
+        except Exception as exc:
+            soon.error = self._store.translate_error(exc)
 
     @property
     def pending(self) -> bool:
@@ -65,6 +116,7 @@ class Tx:
 
     def flush(self, then: str | None = None) -> None:
         """Send the queued writes now (followed by ``then``, if given) in one round trip."""
+        self._settle()
         if not self._pending and then is None:
             return
         batch, self._pending = self._pending, []
@@ -77,7 +129,7 @@ class Tx:
             cur.close()
 
     def _run(self, sql: str, params: Params) -> Any:
-        if self._pending:
+        if self._pending or self._inflight:
             self.flush()
         cur = self._conn.cursor()
         try:
@@ -104,7 +156,7 @@ class Tx:
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         if not rows:
             return 0
-        if self._pending:
+        if self._pending or self._inflight:
             self.flush()
         cur = self._conn.cursor()
         try:
@@ -227,8 +279,9 @@ class Store:
     """Base class of the SQLite and MySQL stores."""
 
     dialect = "generic"
-    # True where several statements can travel in one round trip (see Tx.defer).
-    batches = False
+    # True where statements can be sent ahead and several travel in one round trip
+    # (Tx.defer, Tx.query_soon).
+    pipelined = False
 
     def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
         self.url = url
@@ -250,9 +303,17 @@ class Store:
     def prepare(self, sql: str) -> str:
         return sql
 
+    def send_query(self, conn: Any, sql: str, params: tuple[Any, ...]) -> None:
+        """Send one prepared SELECT without waiting (dialects that are ``pipelined``)."""
+        raise NotImplementedError  # pragma: no cover
+
+    def read_query(self, conn: Any) -> list[Row]:
+        """Wait for the answer of :meth:`send_query`; return its rows."""
+        raise NotImplementedError  # pragma: no cover
+
     def run_batch(
         self, cur: Any, batch: list[tuple[str, tuple[Any, ...]]], then: str | None
-    ) -> None:  # pragma: no cover - only dialects with ``batches`` queue writes
+    ) -> None:  # pragma: no cover - only dialects that are ``pipelined`` queue writes
         """Run the prepared statements of ``batch`` (and ``then``) in one round trip."""
         raise NotImplementedError
 
@@ -326,6 +387,7 @@ class Store:
             except BaseException:
                 self._local.depth = 0
                 try:
+                    tx._settle()  # an answer left unread would block the connection
                     conn.rollback()
                 except Exception:
                     self._drop_connection()

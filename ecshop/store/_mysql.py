@@ -42,7 +42,7 @@ def connect_args(url: str) -> dict[str, Any]:
 
 class MySQLStore(Store):
     dialect = "mysql"
-    batches = True
+    pipelined = True
 
     def __init__(self, url: str, *, lock_timeout: int = 5, group_commit: bool = False) -> None:
         super().__init__(url, lock_timeout=lock_timeout, group_commit=group_commit)
@@ -99,6 +99,19 @@ class MySQLStore(Store):
                 _PREPARED[sql] = prepared
         return prepared
 
+    def send_query(self, conn: Any, sql: str, params: tuple[Any, ...]) -> None:
+        cur = conn.cursor()
+        try:
+            query = cur.mogrify(sql, params)  # mysqlclient's own escaping of every value
+        finally:
+            cur.close()
+        conn.send_query(query.encode("utf-8"))
+
+    def read_query(self, conn: Any) -> list[dict[str, Any]]:
+        conn.read_query_result()
+        result = conn.store_result()
+        return [] if result is None else list(result.fetch_row(maxrows=0, how=1))
+
     def run_batch(
         self, cur: Any, batch: list[tuple[str, tuple[Any, ...]]], then: str | None
     ) -> None:
@@ -109,6 +122,7 @@ class MySQLStore(Store):
             pass
 
     def _commit(self, conn: Any, tx: Tx) -> None:
+        tx._settle()
         if tx.pending:
             tx.flush(then="COMMIT")
         else:
