@@ -21,10 +21,15 @@ li span.name{{flex:1}}</style></head>
 <ul id="products">{items}</ul>
 <p id="message" role="status"></p>
 <script>
+// crypto.randomUUID() exists only on HTTPS and localhost; getRandomValues everywhere.
+function newKey() {{
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)),
+                    b => b.toString(16).padStart(2, "0")).join("");
+}}
 async function buy(sku) {{
   const qty = parseInt(document.getElementById("qty-" + sku).value, 10);
   const resp = await fetch("/api/v1/checkout", {{method: "POST",
-    headers: {{"Content-Type": "application/json", "Idempotency-Key": crypto.randomUUID()}},
+    headers: {{"Content-Type": "application/json", "Idempotency-Key": newKey()}},
     body: JSON.stringify({{lines: [{{sku, qty}}], customer: {{email: document.getElementById("email").value}},
                           gateway: document.getElementById("gateway").value}})}});
   const body = await resp.json();
