@@ -103,7 +103,10 @@ def chaos_run(make_stack, setup, total):
         print(f"\ngroup commit: {writes} checkout writes in {commits} commits")
     summary = settle_and_check(stack, results, stock)
     deliveries = stack.gateway.api("GET", "/v1/deliveries?limit=100000")
-    summary["deliveries"] = Counter(d.get("outcome") for d in deliveries.get("items", deliveries))
+    items = deliveries.get("items", deliveries)
+    summary["deliveries"] = Counter(d.get("outcome") for d in items)
+    summary["duplicate_deliveries"] = sum(bool(d.get("duplicate")) for d in items)
+    assert summary["deliveries"]["dropped"] > 0 and summary["duplicate_deliveries"] > 0
     print(f"\nchaos {setup}: {json.dumps(summary, default=str)}")
     return summary
 
