@@ -196,7 +196,11 @@ def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
                 )
                 return 3
             try:
-                print(f"reconcile: {shop.reconciler.run_once()}")
+                report = shop.reconciler.run_once(
+                    batch=args.batch,
+                    keep_going=lambda: acquire_lease(shop.store, LEASE, holder, ttl=300),
+                )
+                print(f"reconcile: {report}")
             finally:
                 release_lease(shop.store, LEASE, holder)
             return 0
@@ -311,6 +315,16 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ecshop", description="A shop server that never loses an order."
@@ -352,6 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0,
         help="seconds between passes (default ECSHOP_RECONCILE_INTERVAL)",
+    )
+    p.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=500,
+        help="orders read per query; a pass goes through every stuck order (default 500)",
     )
     p = add(
         "maintenance", cmd_maintenance, "turn maintenance mode on or off (payments keep landing)"

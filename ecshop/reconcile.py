@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,20 @@ class Reconciler:
         self.grace = grace
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
-    def run_once(self, *, now: float | None = None, batch: int = 500) -> ReconcileReport:
+    def run_once(
+        self,
+        *,
+        now: float | None = None,
+        batch: int = 500,
+        keep_going: Callable[[], bool] | None = None,
+    ) -> ReconcileReport:
+        """One pass over every order stuck in ``pending_payment`` past the grace period.
+
+        The orders are read ``batch`` at a time in creation order, each batch after the
+        last one seen, so a pass ends even when some orders stay pending at their
+        gateway. ``keep_going()`` is asked between batches (the background loop renews
+        its lease there); False ends the pass early.
+        """
         report = ReconcileReport()
         if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
             self.stock.rebuild()
@@ -97,21 +111,31 @@ class Reconciler:
                 report.errors += 1
                 log.warning("re-applying %s failed: %s", row["event_id"], exc.message)
         current = time.time() if now is None else now
-        with self.store.read() as tx:
-            stuck = tx.query(
-                "SELECT number, gateway, total, currency, hold_expires_at FROM orders "
-                "WHERE status = ? AND created_at < ? ORDER BY created_at LIMIT ?",
-                (PENDING, current - self.grace, batch),
-            )
-        for order in stuck:
-            report.checked += 1
-            try:
-                self._settle(order, current, report)
-            except (GatewayError, ShopError) as exc:
-                report.errors += 1
-                log.warning("reconciling %s failed: %s", order["number"], exc.message)
+        after: tuple[float, str] = (-1.0, "")  # created_at is a unix time, never negative
+        while True:
+            stuck = self._stuck(current - self.grace, after, batch)
+            for order in stuck:
+                report.checked += 1
+                try:
+                    self._settle(order, current, report)
+                except (GatewayError, ShopError) as exc:
+                    report.errors += 1
+                    log.warning("reconciling %s failed: %s", order["number"], exc.message)
+            if len(stuck) < batch or (keep_going is not None and not keep_going()):
+                break
+            after = (float(stuck[-1]["created_at"]), stuck[-1]["number"])
         report.swept = int(self.stock.sweep() or 0)
         return report
+
+    def _stuck(self, before: float, after: tuple[float, str], limit: int) -> list[dict[str, Any]]:
+        """Pending orders created before ``before``, the next ``limit`` after ``after``."""
+        with self.store.read() as tx:
+            return tx.query(
+                "SELECT number, gateway, total, currency, hold_expires_at, created_at FROM orders "
+                "WHERE status = ? AND created_at < ? AND (created_at > ? OR (created_at = ? AND number > ?)) "
+                "ORDER BY created_at, number LIMIT ?",
+                (PENDING, before, after[0], after[0], after[1], limit),
+            )
 
     def _settle(self, order: dict[str, Any], now: float, report: ReconcileReport) -> None:
         gateway = self.gateways.get(order["gateway"])
@@ -145,7 +169,11 @@ class Reconciler:
         while not stop.is_set():
             try:
                 if acquire_lease(self.store, LEASE, self.holder, ttl):
-                    report = self.run_once()
+                    report = self.run_once(
+                        keep_going=lambda: (
+                            not stop.is_set() and acquire_lease(self.store, LEASE, self.holder, ttl)
+                        )
+                    )
                     if report.checked or report.replayed:
                         log.info("reconcile: %s", report)
             except Exception:  # keep the loop alive whatever one pass hits

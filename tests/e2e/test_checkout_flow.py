@@ -202,3 +202,21 @@ def test_late_payment_retakes_stock_or_needs_attention(make_stack, setup):
         f"{stack.shop.url}/api/v1/admin/orders/{gone['number']}/refund", headers=stack.admin
     )
     assert refund.status_code == 200 and refund.json()["status"] == "refunded"
+
+
+def test_one_reconcile_pass_settles_every_stuck_order_batch_after_batch(make_stack):
+    # Every notification is dropped: only the reconciler can learn of these payments.
+    stack = make_stack("embedded", {"drop": 1.0}, ECSHOP_RECONCILE_GRACE="0")
+    stack.add_product("TEA", 1000, 20)
+    orders = [stack.checkout([("TEA", 1)]).json() for _ in range(7)]
+    for order in orders[:5]:
+        assert stack.gateway.settle(order["payment"]["redirect_url"], "pay") == 303
+    # Two orders stay unpaid with live holds: still pending at the gateway, so each
+    # batch after them must move on instead of reading them again.
+    done = stack.cli("reconcile", "--once", "--batch", "2")
+    assert done.returncode == 0, done.stderr
+    assert "checked=7" in done.stdout and "paid=5" in done.stdout, done.stdout
+    statuses = [stack.order(o["number"])["status"] for o in orders]
+    assert statuses == ["paid"] * 5 + ["pending_payment"] * 2
+    bad = stack.cli("reconcile", "--once", "--batch", "0")
+    assert bad.returncode == 2 and "at least 1" in bad.stderr
