@@ -21,7 +21,7 @@ import requests
 
 from ecshop.testing.sandbox import SandboxGatewayProcess
 from ecshop.testing.servers import free_port
-from ecshop.testing.shop import ShopProcess
+from ecshop.testing.shop import GUNICORN_CONF, ShopProcess
 
 BODY = (
     '{"lines":[{"sku":"BENCH","qty":1}],"customer":{"email":"b@example.com"},"gateway":"sandbox"}'
@@ -62,6 +62,8 @@ def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str,
         bench_mariadb.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         db = bench_mariadb.url(name)
         extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url}
+        if kind == "mariadb-redis-threads":
+            extra["ECSHOP_THREADS"] = "8"  # group commit stays off: auto is on for SQLite only
     return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": "bench", "ECSHOP_RECONCILE_INTERVAL": "0",
             "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
             "ECSHOP_PLUGINS_DIR": str(Path(__file__).resolve().parents[1] / "plugins"), **extra}  # fmt: skip
@@ -70,7 +72,9 @@ def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str,
 @pytest.mark.skipif(
     shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
 )
-@pytest.mark.parametrize("kind", ["embedded", "embedded-group", "mariadb-redis"])
+@pytest.mark.parametrize(
+    "kind", ["embedded", "embedded-group", "mariadb-redis", "mariadb-redis-threads"]
+)
 def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
     local = kind.startswith("embedded")
     bench_redis = None if local else request.getfixturevalue("bench_redis")
@@ -95,9 +99,12 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
     finally:
         shop.stop()
     port = free_port()
+    # NOTE: the same gunicorn settings as the shop (sync or threaded workers alike), so
+    # the ratio compares the endpoints, not two server configurations.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "2",
-         "--chdir", str(Path(__file__).resolve().parents[1]), "bench._bare_app:create_bare_app()"],
+        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--chdir", str(Path(__file__).resolve().parents[1]),
+         "bench._bare_app:create_bare_app()"],
         env={**os.environ, **env},
     )  # fmt: skip
     try:
