@@ -401,7 +401,10 @@ class Store:
                 except Exception:
                     pass
                 self._drop_connection()
-                raise self.translate_error(exc) from exc
+                error = self.translate_error(exc)
+                if error is exc:  # a deferred write's error, already translated
+                    raise
+                raise error from exc
         finally:
             self._end(write)
 

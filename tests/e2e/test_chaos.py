@@ -77,15 +77,7 @@ def settle_and_check(stack, results, skus_on_hand):
 
 def group_commit_counts(stack):
     """Commits and checkout writes summed over the workers that answer ``/metrics``."""
-    seen = {}
-    for _ in range(40):
-        text = stack.http.get(
-            f"{stack.shop.url}/metrics", headers={"Connection": "close"}, timeout=10
-        ).text
-        for line in text.splitlines():
-            if line.startswith("ecshop_group_commit"):
-                name, value = line.rsplit(" ", 1)
-                seen[name] = int(value)
+    seen = stack.worker_metrics("ecshop_group_commit")
     commits = sum(v for k, v in seen.items() if k.startswith("ecshop_group_commits_total"))
     writes = sum(v for k, v in seen.items() if k.startswith("ecshop_group_commit_writes_total"))
     return commits, writes

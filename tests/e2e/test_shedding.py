@@ -17,14 +17,7 @@ BODY = {
 
 
 def shed_count(stack):
-    seen = {}
-    for _ in range(30):
-        text = stack.http.get(f"{stack.shop.url}/metrics", headers={"Connection": "close"}).text
-        for line in text.splitlines():
-            if line.startswith("ecshop_shed_requests_total"):
-                name, value = line.rsplit(" ", 1)
-                seen[name] = int(value)
-    return sum(seen.values())
+    return sum(stack.worker_metrics("ecshop_shed_requests_total").values())
 
 
 def test_a_request_that_queued_too_long_is_shed_and_payments_never_are(make_stack):
