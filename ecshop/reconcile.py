@@ -91,25 +91,26 @@ class Reconciler:
         batch: int = 500,
         keep_going: Callable[[], bool] | None = None,
     ) -> ReconcileReport:
-        """One pass over every order stuck in ``pending_payment`` past the grace period.
+        """One pass: every unapplied journal event, then every order stuck in
+        ``pending_payment`` past the grace period, then a sweep of expired holds.
 
-        The orders are read ``batch`` at a time in creation order, each batch after the
-        last one seen, so a pass ends even when some orders stay pending at their
-        gateway. ``keep_going()`` is asked between batches (the background loop renews
-        its lease there); False ends the pass early.
+        Events and orders are read ``batch`` at a time, each batch after the last one
+        seen, so a pass reaches all of them and ends even when some cannot be settled
+        yet. ``keep_going()`` is asked between batches (the background loop renews its
+        lease there); False ends the pass early.
         """
         report = ReconcileReport()
+        more = keep_going or (lambda: True)
         if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
             self.stock.rebuild()
-        for row in self.payments.unapplied():
-            event = PaymentEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
-                                 row["currency"], row["payment_id"], int(time.time()))  # fmt: skip
-            try:
-                self.payments.apply(row["gateway"], event)
-                report.replayed += 1
-            except ShopError as exc:
-                report.errors += 1
-                log.warning("re-applying %s failed: %s", row["event_id"], exc.message)
+        last_id = 0
+        while True:
+            rows = self.payments.unapplied(after=last_id, limit=batch)
+            for row in rows:
+                self._replay(row, report)
+            if len(rows) < batch or not more():
+                break
+            last_id = int(rows[-1]["id"])
         current = time.time() if now is None else now
         after: tuple[float, str] = (-1.0, "")  # created_at is a unix time, never negative
         while True:
@@ -121,11 +122,22 @@ class Reconciler:
                 except (GatewayError, ShopError) as exc:
                     report.errors += 1
                     log.warning("reconciling %s failed: %s", order["number"], exc.message)
-            if len(stuck) < batch or (keep_going is not None and not keep_going()):
+            if len(stuck) < batch or not more():
                 break
             after = (float(stuck[-1]["created_at"]), stuck[-1]["number"])
         report.swept = int(self.stock.sweep() or 0)
         return report
+
+    def _replay(self, row: dict[str, Any], report: ReconcileReport) -> None:
+        """Apply a journaled event whose application never finished (a worker died)."""
+        event = PaymentEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
+                             row["currency"], row["payment_id"], int(time.time()))  # fmt: skip
+        try:
+            self.payments.apply(row["gateway"], event)
+            report.replayed += 1
+        except ShopError as exc:
+            report.errors += 1
+            log.warning("re-applying %s failed: %s", row["event_id"], exc.message)
 
     def _stuck(self, before: float, after: tuple[float, str], limit: int) -> list[dict[str, Any]]:
         """Pending orders created before ``before``, the next ``limit`` after ``after``."""

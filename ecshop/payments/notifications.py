@@ -166,10 +166,11 @@ class PaymentService:
             return "ignored:unknown_order"
         return "ignored"
 
-    def unapplied(self, limit: int = 500) -> list[dict[str, Any]]:
+    def unapplied(self, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """Journaled events not yet applied, in journal order, the next ``limit`` after id ``after``."""
         with self.store.read() as tx:
             return tx.query(
-                "SELECT gateway, event_id, order_number, type, amount, currency, payment_id "
-                "FROM payments_journal WHERE applied_at IS NULL ORDER BY id LIMIT ?",
-                (limit,),
+                "SELECT id, gateway, event_id, order_number, type, amount, currency, payment_id "
+                "FROM payments_journal WHERE applied_at IS NULL AND id > ? ORDER BY id LIMIT ?",
+                (after, limit),
             )

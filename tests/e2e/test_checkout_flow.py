@@ -220,3 +220,28 @@ def test_one_reconcile_pass_settles_every_stuck_order_batch_after_batch(make_sta
     assert statuses == ["paid"] * 5 + ["pending_payment"] * 2
     bad = stack.cli("reconcile", "--once", "--batch", "0")
     assert bad.returncode == 2 and "at least 1" in bad.stderr
+
+
+def test_one_reconcile_pass_replays_every_unapplied_event_past_ones_that_fail(make_stack):
+    import sqlite3
+
+    stack = make_stack("embedded")
+    stack.add_product("TEA", 1000, 20)
+    orders = [stack.checkout([("TEA", 1)]).json() for _ in range(5)]
+    # Journaled and answered 2xx, then the worker died before applying them; the three
+    # oldest name orders that do not exist and can never apply.
+    rows = [(f"evt_gone_{i}", f"NO-SUCH-{i}", 1) for i in range(3)]
+    rows += [(f"evt_live_{i}", o["number"], o["total"]) for i, o in enumerate(orders)]
+    db = sqlite3.connect(stack.store_url[len("sqlite:///") :])
+    with db:
+        db.executemany(
+            "INSERT INTO payments_journal (gateway, event_id, order_number, type, amount, currency, "
+            "payment_id, payload_json, received_at) VALUES ('sandbox', ?, ?, 'payment.succeeded', ?, "
+            "'JPY', ?, '{}', 0)",
+            [(event, number, amount, f"pay_{event}") for event, number, amount in rows],
+        )
+    db.close()
+    done = stack.cli("reconcile", "--once", "--batch", "2")
+    assert done.returncode == 0, done.stderr
+    assert "replayed=5" in done.stdout and "errors=3" in done.stdout, done.stdout
+    assert [stack.order(o["number"])["status"] for o in orders] == ["paid"] * 5
