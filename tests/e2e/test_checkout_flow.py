@@ -245,3 +245,33 @@ def test_one_reconcile_pass_replays_every_unapplied_event_past_ones_that_fail(ma
     assert done.returncode == 0, done.stderr
     assert "replayed=5" in done.stdout and "errors=3" in done.stdout, done.stdout
     assert [stack.order(o["number"])["status"] for o in orders] == ["paid"] * 5
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_partial_refunds_through_the_gateway_then_the_rest(make_stack, setup):
+    stack = make_stack(setup)
+    stack.add_product("TEA", 1000, 5)
+    order = stack.checkout([("TEA", 2)]).json()
+    assert stack.gateway.settle(order["payment"]["redirect_url"], "pay") == 303
+    assert wait_for(lambda: stack.order(order["number"])["status"] == "paid")
+    url = f"{stack.shop.url}/api/v1/admin/orders/{order['number']}/refund"
+    total = order["total"]
+    for bad in ({"amount": total + 1}, {"amount": "10"}, {"amount": 0}, {"amount": 1.5}, [1]):
+        resp = stack.http.post(url, json=bad, headers=stack.admin)
+        assert resp.status_code == 400 and resp.json()["error"]["message"], (bad, resp.text)
+    assert stack.order(order["number"])["refunded_amount"] == 0
+    part = stack.http.post(url, json={"amount": 300, "reason": "scratched"}, headers=stack.admin)
+    assert part.status_code == 200, part.text
+    assert (part.json()["status"], part.json()["refunded_amount"]) == ("paid", 300)
+    at_gateway = stack.gateway.api("GET", f"/v1/payments/{order['number']}")
+    assert at_gateway["refunded_amount"] == 300
+    assert stack.levels()["TEA"]["sold_unshipped"] == 2  # a partial refund keeps the sale
+    rest = stack.http.post(url, headers=stack.admin)  # no body: what is left
+    assert rest.status_code == 200, rest.text
+    assert (rest.json()["status"], rest.json()["refunded_amount"]) == ("refunded", total)
+    assert stack.gateway.api("GET", f"/v1/payments/{order['number']}")["refunded_amount"] == total
+    levels = stack.levels()["TEA"]
+    assert (levels["available"], levels["sold_unshipped"]) == (5, 0)  # unshipped: back in stock
+    again = stack.http.post(url, json={"amount": 1}, headers=stack.admin)
+    assert again.status_code == 400, again.text
+    assert stack.cli("stock", "audit").returncode == 0
