@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from ecshop.errors import StoreError
 from ecshop.store import DuplicateKey, SchemaTooNew, StoreBusy, open_store
 
 PRODUCT = "INSERT INTO products (sku, name, description, price, currency, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -140,6 +141,21 @@ def test_unread_answer_does_not_block_rollback_or_commit(store):
         tx.query_soon("SELECT sku FROM products")
     with store.read() as tx:
         assert [r["sku"] for r in tx.query("SELECT sku FROM products")] == ["KEPT"]
+
+
+def test_a_caught_deferred_write_error_still_fails_the_commit(store):
+    with store.tx() as tx:
+        _add(tx, "TAKEN")
+    with pytest.raises(StoreError), store.tx() as tx:
+        _defer_add(tx, "FIRST")
+        try:
+            _defer_add(tx, "TAKEN")  # raises here (SQLite) or at the next statement (MySQL)
+            _add(tx, "MINE")
+        except DuplicateKey:
+            pass  # a caller that swallows it must not commit half its transaction
+        _add(tx, "AFTER")
+    with store.read() as tx:
+        assert [r["sku"] for r in tx.query("SELECT sku FROM products")] == ["TAKEN"]
 
 
 def test_mysql_sends_deferred_writes_with_the_commit(mysql_url):
@@ -313,6 +329,33 @@ def test_group_commit_rolls_back_only_the_piece_that_failed(db_url):
         skus = {r["sku"] for r in tx.query("SELECT sku FROM products")}
         assert tx.scalar("SELECT price FROM products WHERE sku = 'TAKEN'") == 100
     assert skus == {"TAKEN"} | {f"OK{i}" for i in (0, 3, 6)}
+
+
+def test_group_commit_piece_that_fails_after_deferring_a_bad_write_fails_alone(db_url):
+    store = open_store(db_url, group_commit=True)
+    store.migrate()
+    with store.tx() as tx:
+        _add(tx, "TAKEN")
+
+    def work_for(i):
+        def work(tx):
+            _add(tx, f"OK{i}")
+            if i == 1:
+                try:
+                    _defer_add(tx, "TAKEN")  # queued on MySQL, raised at once on SQLite
+                except DuplicateKey:
+                    pass
+                raise ValueError("this piece gives up")
+            return i
+
+        return work
+
+    results, errors = _grouped_writers(store, 3, work_for)
+    assert results == {0: 0, 2: 2} and list(errors) == [1]
+    assert isinstance(errors[1], ValueError)
+    with open_store(db_url).read() as tx:
+        skus = {r["sku"] for r in tx.query("SELECT sku FROM products")}
+    assert skus == {"TAKEN", "OK0", "OK2"}
 
 
 def test_sqlite_writer_lock_is_freed_when_its_holder_is_killed(sqlite_url):

@@ -55,6 +55,7 @@ class Tx:
         self.dialect = store.dialect
         self._pending: list[tuple[str, tuple[Any, ...]]] = []
         self._inflight: _Soon | None = None
+        self._failed: Exception | None = None  # a deferred write failed: never commit
 
     def defer(self, sql: str, params: Params = ()) -> None:
         """Queue a write whose result nobody reads, to be sent with the next statement.
@@ -62,10 +63,16 @@ class Tx:
         Where the dialect can batch statements (MySQL), queued writes travel in one
         round trip together with the next statement or the ``COMMIT``; elsewhere the
         write runs at once. Either way it is part of this transaction, and an error it
-        raises (a duplicate key, say) fails the transaction before it commits.
+        raises (a duplicate key, say) fails the transaction before it commits: it is
+        raised by the next statement or the commit, and every statement after it raises
+        too, so a caller that catches it cannot commit the rest by mistake.
         """
         if not self._store.pipelined:
-            self.execute(sql, params)
+            try:
+                self.execute(sql, params)
+            except Exception as exc:
+                self._failed = exc
+                raise
             return
         self._pending.append((self._store.prepare(sql), tuple(params)))
 
@@ -117,6 +124,8 @@ class Tx:
     def flush(self, then: str | None = None) -> None:
         """Send the queued writes now (followed by ``then``, if given) in one round trip."""
         self._settle()
+        if self._failed is not None:
+            raise StoreError("an earlier write of this transaction failed") from self._failed
         if not self._pending and then is None:
             return
         batch, self._pending = self._pending, []
@@ -124,12 +133,23 @@ class Tx:
         try:
             self._store.run_batch(cur, batch, then)
         except Exception as exc:
-            raise self._store.translate_error(exc) from exc
+            error = self._store.translate_error(exc)
+            self._failed = error
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             cur.close()
 
+    def discard(self) -> None:
+        """Forget the queued writes and any failure among them, and read an answer left
+        on the wire: for a rollback (to a savepoint) that undoes them."""
+        self._pending = []
+        self._failed = None
+        self._settle()
+
     def _run(self, sql: str, params: Params) -> Any:
-        if self._pending or self._inflight:
+        if self._pending or self._inflight or self._failed:
             self.flush()
         cur = self._conn.cursor()
         try:
@@ -156,7 +176,7 @@ class Tx:
     def executemany(self, sql: str, rows: Sequence[Params]) -> int:
         if not rows:
             return 0
-        if self._pending or self._inflight:
+        if self._pending or self._inflight or self._failed:
             self.flush()
         cur = self._conn.cursor()
         try:
@@ -261,6 +281,7 @@ class GroupCommit:
                         tx.flush()  # NOTE: a deferred write's error belongs to its piece
                     except Exception as exc:
                         item.error = exc
+                        tx.discard()  # the piece's own writes go with its savepoint
                         tx.execute(f"ROLLBACK TO SAVEPOINT w{n}")
                     tx.execute(f"RELEASE SAVEPOINT w{n}")
             self.batches += 1
@@ -387,7 +408,7 @@ class Store:
             except BaseException:
                 self._local.depth = 0
                 try:
-                    tx._settle()  # an answer left unread would block the connection
+                    tx.discard()  # an answer left unread would block the connection
                     conn.rollback()
                 except Exception:
                     self._drop_connection()

@@ -59,8 +59,9 @@ class MySQLStore(Store):
 
         try:
             # NOTE: MULTI_STATEMENTS lets a transaction's deferred writes and its COMMIT
-            # travel in one round trip (Tx.defer). Every value still goes through
-            # mysqlclient's escaping, and no SQL text is ever built from input.
+            # travel in one round trip (Tx.defer); mysqlclient turns it on by default
+            # anyway. Every value goes through mysqlclient's escaping, and identifiers
+            # are ecshop's own (an import checks its column names against the table).
             conn = MySQLdb.connect(**self.args, client_flag=CLIENT.MULTI_STATEMENTS)
         except MySQLdb.Error as exc:
             raise StoreBusy(f"cannot connect to the database: {exc}", retry_after=5) from exc
@@ -122,11 +123,10 @@ class MySQLStore(Store):
             pass
 
     def _commit(self, conn: Any, tx: Tx) -> None:
-        tx._settle()
         if tx.pending:
             tx.flush(then="COMMIT")
         else:
-            conn.commit()
+            super()._commit(conn, tx)
 
     def translate_error(self, exc: Exception) -> Exception:
         import MySQLdb
