@@ -150,8 +150,9 @@ class OrderService:
                 )  # fmt: skip
             stock_state = stock_op(tx, row) if stock_op else row["stock_state"]
             _set(tx, row, to_status, stock_state, extra or {})
-            record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
             order = load(tx, number)
+            # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
+            record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
         self._announce(to_status, order)
         return Change(number, current, to_status, order)
 
