@@ -184,7 +184,8 @@ class CheckoutService:
                 prices = self._ask_prices(tx, lines)
                 try:
                     self.stock.reserve(number, lines, ttl=self.hold_ttl)
-                except ShopError:
+                except ShopError as exc:
+                    reserved = exc.status >= 500  # a timeout may have left a hold
                     self._priced(prices(), lines)  # an unknown SKU is a 404 before a 409
                     raise
                 reserved = True
