@@ -108,8 +108,10 @@ class Reconciler:
             rows = self.payments.unapplied(after=last_id, limit=batch)
             for row in rows:
                 self._replay(row, report)
-            if len(rows) < batch or not more():
+            if len(rows) < batch:
                 break
+            if not more():
+                return report
             last_id = int(rows[-1]["id"])
         current = time.time() if now is None else now
         after: tuple[float, str] = (-1.0, "")  # created_at is a unix time, never negative
@@ -122,8 +124,10 @@ class Reconciler:
                 except (GatewayError, ShopError) as exc:
                     report.errors += 1
                     log.warning("reconciling %s failed: %s", order["number"], exc.message)
-            if len(stuck) < batch or not more():
+            if len(stuck) < batch:
                 break
+            if not more():
+                return report
             after = (float(stuck[-1]["created_at"]), stuck[-1]["number"])
         report.swept = int(self.stock.sweep() or 0)
         return report
