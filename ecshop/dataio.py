@@ -155,6 +155,19 @@ def _records(src: IO[str]) -> Iterator[Any]:
         yield json.loads(raw)
 
 
+def _columns(tx: Tx, record: dict[str, Any]) -> list[str]:
+    """The record's column names, each one a real column of its table (they become SQL)."""
+    names, rows = tx.iterate(f"SELECT * FROM {record['table']} WHERE 1 = 0")
+    list(rows)
+    columns = record.get("columns")
+    if not isinstance(columns, list) or not columns or len(set(map(str, columns))) != len(columns):
+        raise BadRequest(f"table {record['table']} in the export has no valid column list")
+    unknown = [c for c in columns if c not in names]
+    if unknown:
+        raise BadRequest(f"table {record['table']} has no column {str(unknown[0])[:64]!r}")
+    return [str(c) for c in columns]
+
+
 def _import_tables(tx: Tx, records: Iterator[Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in records:
@@ -166,7 +179,7 @@ def _import_tables(tx: Tx, records: Iterator[Any]) -> dict[str, int]:
             return counts
         if not (isinstance(record, dict) and record.get("table") in TABLES):
             raise BadRequest(f"unexpected line in the export: {str(record)[:100]}")
-        table, columns = str(record["table"]), [str(c) for c in record["columns"]]
+        table, columns = str(record["table"]), _columns(tx, record)
         sql = (f"INSERT INTO {table} ({', '.join(f'`{c}`' for c in columns)}) "
                f"VALUES ({', '.join('?' for _ in columns)})")  # fmt: skip
         batch: list[list[Any]] = []

@@ -78,11 +78,19 @@ def test_a_cut_short_or_damaged_file_imports_nothing(make_stack, tmp_path):
     orders_at = next(i for i, ln in enumerate(lines) if ln.startswith('{"table":"orders"'))
     with gzip.open(lost_row, "wt") as out:
         out.write("\n".join(lines[: orders_at + 1] + lines[orders_at + 2 :]) + "\n")
-    for bad in (cut, lost_row, tmp_path / "missing.jsonl.gz"):
+    # Column names become SQL: one that is not a column of its table is refused.
+    forged = tmp_path / "forged.jsonl.gz"
+    with gzip.open(forged, "wt") as out:
+        out.write("\n".join(
+            ln.replace('"columns":["number"', '"columns":["number`) VALUES (1); DROP TABLE stock; -- "', 1)
+            if ln.startswith('{"table":"orders"') else ln for ln in lines) + "\n")  # fmt: skip
+    for bad in (cut, lost_row, forged, tmp_path / "missing.jsonl.gz"):
         url = f"sqlite:///{tmp_path}/{bad.stem}.db"
         done = ecshop("import", str(bad), ECSHOP_DATABASE_URL=url)
         assert done.returncode == 2, (bad, done.stdout, done.stderr)
         assert all(rows == [] for rows in table_rows(url).values())
+        if bad is forged:
+            assert "has no column" in done.stderr, done.stderr
 
 
 def test_export_during_checkouts_is_one_consistent_moment(make_stack, tmp_path):
