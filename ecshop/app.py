@@ -18,6 +18,7 @@ from ecshop.config import Config, load_config
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
 from ecshop.maintenance import MaintenanceSwitch
+from ecshop.metrics import WorkerCounters
 from ecshop.orders import OrderService
 from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
@@ -142,9 +143,12 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     counters: Counter[tuple[str, str]] = Counter()
     shedder = LoadShedder(shop.config.shed_queue_ms)
     shop.extras["shedder"] = shedder
+    published = WorkerCounters(
+        shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
+    )
     app = ShopApp(
         middleware=[
-            ResponseCounter(counters),
+            ResponseCounter(counters, published),
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
@@ -178,7 +182,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
 
     app.add_route("/api/v1/admin/maintenance", service.MaintenanceResource(shop))
     app.add_route("/healthz", service.Health(shop))
-    app.add_route("/metrics", service.Metrics(shop, counters))
+    app.add_route("/metrics", service.Metrics(shop, published))
     app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))
     shop.hooks.do_action("shop_started", shop)
     app.shop = shop  # type: ignore[attr-defined]

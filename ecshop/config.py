@@ -107,6 +107,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "GROUP_COMMIT": (_auto_bool, "auto"),
     "SHED_QUEUE_MS": (_non_negative_int, "3000"),
     "THREADS": (_positive_int, "1"),
+    "METRICS_DIR": (_text, ""),
 }
 
 
@@ -134,6 +135,7 @@ class Config:
     group_commit: str = "auto"
     shed_queue_ms: int = 3000
     threads: int = 1
+    metrics_dir: str = ""
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property

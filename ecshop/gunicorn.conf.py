@@ -24,6 +24,32 @@ loglevel = "info"
 preload_app = False
 
 
+_made_metrics_dir = ""
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Give the workers one folder to share their counters in (``ecshop.metrics``):
+    ``ECSHOP_METRICS_DIR`` if set, emptied of an earlier server's files, else a new one."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    global _made_metrics_dir
+    folder = load_config().metrics_dir
+    if not folder:
+        folder = _made_metrics_dir = tempfile.mkdtemp(prefix="ecshop-metrics-")
+        os.environ["ECSHOP_METRICS_DIR"] = folder  # inherited by every worker
+    for stale in Path(folder).glob("worker-*.json"):
+        stale.unlink(missing_ok=True)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _made_metrics_dir:
+        import shutil
+
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
+
+
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Start the reconciler loop in each worker; a database lease lets one run at a time."""
     from ecshop.reconcile import start_background

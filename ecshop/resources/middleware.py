@@ -111,13 +111,17 @@ class MaintenanceGate:
 
 
 class ResponseCounter:
-    """Counts responses per route template and status, for ``/metrics``."""
+    """Counts responses per route template and status, for ``/metrics``, and publishes
+    this worker's counters for the others now and then (see ``ecshop.metrics``)."""
 
-    def __init__(self, counters: Any) -> None:
+    def __init__(self, counters: Any, published: Any = None) -> None:
         self.counters = counters
+        self.published = published
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
         route = req.uri_template or "unmatched"
         self.counters[(route, str(resp.status)[:3])] += 1
+        if self.published is not None:
+            self.published.maybe_publish()

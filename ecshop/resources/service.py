@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from typing import Any
@@ -11,6 +10,7 @@ import falcon
 
 from ecshop import maintenance
 from ecshop.errors import ValidationError
+from ecshop.metrics import WorkerCounters, render, sample
 from ecshop.resources._http import read_json, send_json
 
 
@@ -38,15 +38,44 @@ class Health:
         send_json(resp, {"ok": ok, "parts": parts}, falcon.HTTP_200 if ok else falcon.HTTP_503)
 
 
-class Metrics:
-    """``GET /metrics`` in the Prometheus text format."""
+COUNTER_KINDS = {
+    "ecshop_http_responses_total": "counter",
+    "ecshop_plugin_action_errors_total": "counter",
+    "ecshop_shed_requests_total": "counter",
+}
 
-    def __init__(self, shop: Any, counters: Counter[tuple[str, str]]) -> None:
+
+def worker_samples(shop: Any, responses: Counter[tuple[str, str]]) -> dict[str, float]:
+    """This process's counters: responses, plugin action errors, shedding, group commit."""
+    samples = dict(
+        sample("ecshop_http_responses_total", count, route=route, status=status)
+        # NOTE: list() copies under the GIL: the timer thread reads while requests count.
+        for (route, status), count in list(responses.items())
+    )
+    for key, count in list((getattr(shop.hooks, "action_errors", {}) or {}).items()):
+        plugin, hook = key if isinstance(key, tuple) else (str(key), "")
+        samples.update(
+            [sample("ecshop_plugin_action_errors_total", count, plugin=plugin, hook=hook)]
+        )
+    shedder = shop.extras.get("shedder")
+    if shedder is not None:
+        samples.update([sample("ecshop_shed_requests_total", shedder.shed)])
+    group = getattr(shop.store, "group", None)
+    if group is not None:
+        samples.update([sample("ecshop_group_commits_total", group.batches),
+                        sample("ecshop_group_commit_writes_total", group.items)])  # fmt: skip
+    return samples
+
+
+class Metrics:
+    """``GET /metrics`` in the Prometheus text format, summed over every worker."""
+
+    def __init__(self, shop: Any, counters: WorkerCounters) -> None:
         self.shop = shop
         self.counters = counters
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Orders by status, unapplied payment events, plugin action errors and requests of this worker."""
+        """Orders by status, unapplied payment events, and the workers' counters."""
         lines = ["# TYPE ecshop_orders gauge"]
         with self.shop.store.read() as tx:
             for row in tx.query("SELECT status, COUNT(*) AS n FROM orders GROUP BY status"):
@@ -56,33 +85,7 @@ class Metrics:
             "# TYPE ecshop_payment_events_unapplied gauge",
             f"ecshop_payment_events_unapplied {int(unapplied)}",
         ]
-        errors = getattr(self.shop.hooks, "action_errors", {}) or {}
-        lines.append("# TYPE ecshop_plugin_action_errors_total counter")
-        for key, count in sorted(errors.items()):
-            plugin, hook = key if isinstance(key, tuple) else (str(key), "")
-            lines.append(
-                f'ecshop_plugin_action_errors_total{{plugin="{plugin}",hook="{hook}"}} {count}'
-            )
-        pid = os.getpid()
-        lines.append("# TYPE ecshop_http_responses_total counter")
-        for (route, status), count in sorted(self.counters.items()):
-            lines.append(
-                f'ecshop_http_responses_total{{worker="{pid}",route="{route}",status="{status}"}} {count}'
-            )
-        shedder = self.shop.extras.get("shedder")
-        if shedder is not None:
-            lines += [
-                "# TYPE ecshop_shed_requests_total counter",
-                f'ecshop_shed_requests_total{{worker="{pid}"}} {shedder.shed}',
-            ]
-        group = getattr(self.shop.store, "group", None)
-        if group is not None:
-            lines += [
-                "# TYPE ecshop_group_commits_total counter",
-                f'ecshop_group_commits_total{{worker="{pid}"}} {group.batches}',
-                "# TYPE ecshop_group_commit_writes_total counter",
-                f'ecshop_group_commit_writes_total{{worker="{pid}"}} {group.items}',
-            ]
+        lines += render(self.counters.totals(), COUNTER_KINDS)
         lines.append(f"ecshop_scrape_timestamp_seconds {time.time():.3f}")
         resp.content_type = "text/plain; version=0.0.4"
         resp.text = "\n".join(lines) + "\n"
