@@ -302,11 +302,18 @@ def test_group_commit_shares_commits_and_each_write_is_durable_on_return(db_url)
     assert durable_at_return == {i: 100 + i for i in range(12)}
 
 
-def test_group_commit_rolls_back_only_the_piece_that_failed(db_url):
+@pytest.fixture
+def grouped_store(db_url):
+    """A store with group commit on and one product, TAKEN, already there."""
     store = open_store(db_url, group_commit=True)
     store.migrate()
     with store.tx() as tx:
         _add(tx, "TAKEN")
+    return store
+
+
+def test_group_commit_rolls_back_only_the_piece_that_failed(grouped_store, db_url):
+    store = grouped_store
 
     def work_for(i):
         def work(tx):
@@ -331,11 +338,10 @@ def test_group_commit_rolls_back_only_the_piece_that_failed(db_url):
     assert skus == {"TAKEN"} | {f"OK{i}" for i in (0, 3, 6)}
 
 
-def test_group_commit_piece_that_fails_after_deferring_a_bad_write_fails_alone(db_url):
-    store = open_store(db_url, group_commit=True)
-    store.migrate()
-    with store.tx() as tx:
-        _add(tx, "TAKEN")
+def test_group_commit_piece_that_fails_after_deferring_a_bad_write_fails_alone(
+    grouped_store, db_url
+):
+    store = grouped_store
 
     def work_for(i):
         def work(tx):

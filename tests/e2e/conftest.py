@@ -5,6 +5,7 @@ database and stock engine of each supported setup (embedded default, and MariaDB
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,16 @@ class Stack:
         return self.http.post(
             f"{self.shop.url}/api/v1/checkout", json=body, headers=headers, timeout=30
         )
+
+    def settled(self, lines: list[tuple[str, int]], action: str, status: str) -> dict[str, Any]:
+        """A checkout paid or declined on the gateway's page, once the shop shows ``status``."""
+        order = dict(self.checkout(lines).json())
+        assert self.gateway.settle(order["payment"]["redirect_url"], action) == 303
+        deadline = time.monotonic() + 30
+        while self.order(order["number"])["status"] != status:
+            assert time.monotonic() < deadline, f"{order['number']} never became {status}"
+            time.sleep(0.1)
+        return order
 
     def order(self, number: str) -> dict[str, Any]:
         resp = self.http.get(

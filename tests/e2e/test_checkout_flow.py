@@ -69,9 +69,7 @@ def test_pay_then_notification_marks_paid_and_sells_stock(make_stack, setup):
 def test_decline_cancels_and_gives_stock_back(make_stack, setup):
     stack = make_stack(setup)
     stack.add_product("TEA", 1200, 5)
-    order = stack.checkout([("TEA", 3)]).json()
-    assert stack.gateway.settle(order["payment"]["redirect_url"], "decline") == 303
-    assert wait_for(lambda: stack.order(order["number"])["status"] == "cancelled")
+    stack.settled([("TEA", 3)], "decline", "cancelled")
     assert stack.levels()["TEA"]["available"] == 5
 
 
@@ -251,9 +249,7 @@ def test_one_reconcile_pass_replays_every_unapplied_event_past_ones_that_fail(ma
 def test_partial_refunds_through_the_gateway_then_the_rest(make_stack, setup):
     stack = make_stack(setup)
     stack.add_product("TEA", 1000, 5)
-    order = stack.checkout([("TEA", 2)]).json()
-    assert stack.gateway.settle(order["payment"]["redirect_url"], "pay") == 303
-    assert wait_for(lambda: stack.order(order["number"])["status"] == "paid")
+    order = stack.settled([("TEA", 2)], "pay", "paid")
     url = f"{stack.shop.url}/api/v1/admin/orders/{order['number']}/refund"
     total = order["total"]
     for bad in ({"amount": total + 1}, {"amount": "10"}, {"amount": 0}, {"amount": 1.5}, [1]):
