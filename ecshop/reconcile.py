@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +73,30 @@ def release_lease(store: Store, name: str, holder: str) -> None:
         tx.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 
+class _Stopped(Exception):
+    """``keep_going()`` said no between two batches: the pass ends here."""
+
+
+def _paged(
+    fetch: Callable[[Any], list[dict[str, Any]]],
+    start: Any,
+    cursor: Callable[[dict[str, Any]], Any],
+    batch: int,
+    more: Callable[[], bool],
+) -> Iterator[dict[str, Any]]:
+    """Every row ``fetch(after)`` pages through, ``batch`` at a time, each page after the
+    last row's ``cursor``; raises :class:`_Stopped` when ``more()`` says no between pages."""
+    after = start
+    while True:
+        rows = fetch(after)
+        yield from rows
+        if len(rows) < batch:
+            return
+        if not more():
+            raise _Stopped
+        after = cursor(rows[-1])
+
+
 class Reconciler:
     def __init__(self, store: Store, stock: Any, orders: OrderService, payments: PaymentService,
                  gateways: dict[str, Any], *, grace: float) -> None:  # fmt: skip
@@ -103,32 +127,23 @@ class Reconciler:
         more = keep_going or (lambda: True)
         if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
             self.stock.rebuild()
-        last_id = 0
-        while True:
-            rows = self.payments.unapplied(after=last_id, limit=batch)
-            for row in rows:
+        try:
+            for row in _paged(lambda after: self.payments.unapplied(after=after, limit=batch),
+                              0, lambda row: int(row["id"]), batch, more):  # fmt: skip
                 self._replay(row, report)
-            if len(rows) < batch:
-                break
-            if not more():
-                return report
-            last_id = int(rows[-1]["id"])
-        current = time.time() if now is None else now
-        after: tuple[float, str] = (-1.0, "")  # created_at is a unix time, never negative
-        while True:
-            stuck = self._stuck(current - self.grace, after, batch)
-            for order in stuck:
+            current = time.time() if now is None else now
+            # created_at is a unix time, never negative: (-1, "") is before every order.
+            for order in _paged(lambda after: self._stuck(current - self.grace, after, batch),
+                                (-1.0, ""), lambda o: (float(o["created_at"]), o["number"]),
+                                batch, more):  # fmt: skip
                 report.checked += 1
                 try:
                     self._settle(order, current, report)
                 except (GatewayError, ShopError) as exc:
                     report.errors += 1
                     log.warning("reconciling %s failed: %s", order["number"], exc.message)
-            if len(stuck) < batch:
-                break
-            if not more():
-                return report
-            after = (float(stuck[-1]["created_at"]), stuck[-1]["number"])
+        except _Stopped:
+            return report
         report.swept = int(self.stock.sweep() or 0)
         return report
 
