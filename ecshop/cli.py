@@ -16,6 +16,7 @@ from typing import Any
 
 from ecshop import __version__
 from ecshop.config import Config, child_environ, load_config
+from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
@@ -316,13 +317,13 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
 
 
 def _positive_int(text: str) -> int:
+    """The configuration's positive-integer check, with argparse's kind of error."""
     try:
-        value = int(text)
+        return config_positive_int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
