@@ -1,4 +1,10 @@
-"""Request middleware: body limit and admin authentication."""
+"""Request middleware: body limit, admin authentication, load shedding, maintenance.
+
+Every decision about who may reach what is taken on the route the router matched
+(``req.uri_template``), never on how the client spelled the path: ``//api/v1/admin``,
+an absolute-form target or an encoded slash reach the same route, so they meet the same
+check (docs/architecture.md, "Lanes").
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,26 @@ import falcon
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
 
 ADMIN_PREFIX = "/api/v1/admin"
+
+ADMIN, PAYMENTS, SERVICE, STOREFRONT = "admin", "payments", "service", "storefront"
+_SERVICE_ROUTES = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
+
+
+def lane_of(template: str | None) -> str:
+    """The lane of a matched route template: admin, payments, service or storefront.
+
+    Unmatched requests (no template) are storefront: they are shed and closed for
+    maintenance like any page, and answer 404 otherwise.
+    """
+    if not template:
+        return STOREFRONT
+    if template == ADMIN_PREFIX or template.startswith(ADMIN_PREFIX + "/"):
+        return ADMIN
+    if template.startswith("/payments/"):
+        return PAYMENTS
+    if template in _SERVICE_ROUTES:
+        return SERVICE
+    return STOREFRONT
 
 
 class RequestGuard:
@@ -25,7 +51,11 @@ class RequestGuard:
             raise PayloadTooLarge(
                 f"request body is over the limit of {self.max_body} bytes", limit=self.max_body
             )
-        if req.path == ADMIN_PREFIX or req.path.startswith(ADMIN_PREFIX + "/"):
+
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
+    ) -> None:
+        if lane_of(req.uri_template) == ADMIN:
             self._check_admin(req, resp)
 
     def _check_admin(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -44,8 +74,8 @@ class RequestGuard:
             )
 
 
-# Paths that stay open in maintenance mode: payments in flight must land.
-ALWAYS_OPEN = ("/payments/", ADMIN_PREFIX + "/", "/healthz", "/metrics", "/api/openapi.json")
+# Lanes that stay open in maintenance mode and are never shed: payments in flight must land.
+ALWAYS_OPEN = frozenset({ADMIN, PAYMENTS, SERVICE})
 
 
 def queued_since(header: str | None) -> float | None:
@@ -78,8 +108,10 @@ class LoadShedder:
         self.retry_after = retry_after
         self.shed = 0
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not self.limit or req.path.startswith(ALWAYS_OPEN):
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
+    ) -> None:
+        if not self.limit or lane_of(req.uri_template) in ALWAYS_OPEN:
             return
         since = queued_since(req.get_header("X-Request-Start"))
         if since is None:
@@ -99,8 +131,10 @@ class MaintenanceGate:
     def __init__(self, switch: Any) -> None:
         self.switch = switch
 
-    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path.startswith(ALWAYS_OPEN):
+    def process_resource(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
+    ) -> None:
+        if lane_of(req.uri_template) in ALWAYS_OPEN:
             return
         state = self.switch.current()
         if state.on:
