@@ -64,7 +64,7 @@ def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str,
         extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url}
         if kind == "mariadb-redis-threads":
             extra["ECSHOP_THREADS"] = "8"  # group commit stays off: auto is on for SQLite only
-    return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": "bench", "ECSHOP_RECONCILE_INTERVAL": "0",
+    return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": "bench", "ECSHOP_CHECKOUT_RATE_LIMIT": "0", "ECSHOP_RECONCILE_INTERVAL": "0",
             "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
             "ECSHOP_PLUGINS_DIR": str(Path(__file__).resolve().parents[1] / "plugins"), **extra}  # fmt: skip
 

@@ -32,6 +32,7 @@ from ecshop.resources.middleware import (
     ResponseCounter,
 )
 from ecshop.resources.openapi import OpenAPIResource
+from ecshop.resources.ratelimit import RateLimiter
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
 
@@ -84,7 +85,7 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
     _rebuild_if_empty(stock)
     hooks = plugins.hooks
     order_service = OrderService(store, stock, hooks, hold_ttl=config.hold_ttl)
-    payment_service = PaymentService(store, order_service, hooks)
+    payment_service = PaymentService(store, order_service, hooks, plugins.gateways)
     return Shop(
         config=config,
         store=store,
@@ -99,6 +100,8 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
             currency=config.currency,
             hold_ttl=config.hold_ttl,
             idempotency_ttl=config.idempotency_ttl,
+            max_lines=config.max_lines_per_order,
+            max_qty=config.max_qty_per_line,
         ),
         payments=payment_service,
         flow=PaymentFlow(
@@ -143,6 +146,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     counters: Counter[tuple[str, str]] = Counter()
     shedder = LoadShedder(shop.config.shed_queue_ms)
     shop.extras["shedder"] = shedder
+    limiter = RateLimiter(*shop.config.checkout_rate_limit, shop.config.trusted_proxies)
+    shop.extras["limiter"] = limiter
     published = WorkerCounters(
         shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
     )
@@ -152,6 +157,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
+            limiter,
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -9,11 +9,12 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import (
+    GatewayUnavailable,
     IdempotencyMismatch,
     NotFound,
     ShopError,
@@ -95,7 +96,8 @@ def parse_cart(body: dict[str, Any]) -> Cart:
 
 class CheckoutService:
     def __init__(self, store: Store, stock: Any, hooks: Any, orders: OrderService, *,
-                 currency: str, hold_ttl: int, idempotency_ttl: int) -> None:  # fmt: skip
+                 currency: str, hold_ttl: int, idempotency_ttl: int, max_lines: int = 50,
+                 max_qty: int = 100) -> None:  # fmt: skip
         self.store = store
         self.stock = stock
         self.hooks = hooks
@@ -103,13 +105,15 @@ class CheckoutService:
         self.currency = currency
         self.hold_ttl = hold_ttl
         self.idempotency_ttl = idempotency_ttl
+        self.max_lines = max_lines
+        self.max_qty = max_qty
 
     @staticmethod
     def _ask_prices(tx: Tx, lines: list[tuple[str, int]]) -> Callable[[], list[dict[str, Any]]]:
         skus = [sku for sku, _ in lines]
         marks = ", ".join("?" for _ in skus)
         return tx.query_soon(
-            f"SELECT sku, name, price FROM products WHERE sku IN ({marks}) "
+            f"SELECT sku, name, price, max_per_order FROM products WHERE sku IN ({marks}) "
             "AND deleted_at IS NULL AND active = 1",
             skus,
         )
@@ -125,8 +129,34 @@ class CheckoutService:
                 raise NotFound(f"no product with sku {sku!r}", sku=sku)
             unit = int(product["price"])
             priced.append({"line_no": line_no, "sku": sku, "name": product["name"],
-                           "unit_price": unit, "qty": qty, "line_total": unit * qty})  # fmt: skip
+                           "unit_price": unit, "qty": qty, "line_total": unit * qty,
+                           "max_per_order": product["max_per_order"]})  # fmt: skip
         return priced
+
+    def _check_caps(self, lines: list[tuple[str, int]]) -> None:
+        """One client holds only so much: lines per order and units per line."""
+        if len(lines) > self.max_lines:
+            raise ValidationError(
+                f"an order may have at most {self.max_lines} lines",
+                field="lines",
+                limit=self.max_lines,
+            )
+        for sku, qty in lines:
+            if qty > self.max_qty:
+                raise ValidationError(
+                    f"at most {self.max_qty} units of {sku} per order", field="lines", sku=sku,
+                    limit=self.max_qty,
+                )  # fmt: skip
+
+    @staticmethod
+    def _check_product_caps(priced: list[dict[str, Any]]) -> None:
+        for line in priced:
+            cap = line.pop("max_per_order", None)
+            if cap is not None and line["qty"] > int(cap):
+                raise ValidationError(
+                    f"at most {int(cap)} units of {line['sku']} per order", field="lines",
+                    sku=line["sku"], limit=int(cap),
+                )  # fmt: skip
 
     def _replay(self, key: str, digest: str) -> CheckoutResult | None:
         with self.store.read() as tx:
@@ -145,8 +175,9 @@ class CheckoutService:
             return CheckoutResult(load(tx, row["ref"]), lines_of(tx, row["ref"]), created=False)
 
     def place(
-        self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None
-    ) -> CheckoutResult:
+        self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None,
+        unavailable: Mapping[str, list[str]] | None = None,
+    ) -> CheckoutResult:  # fmt: skip
         """Place an order: the returned order is committed durably before this returns.
 
         Raises:
@@ -167,7 +198,17 @@ class CheckoutService:
         cart = parse_cart(body)
         lines, gateway = cart.lines, cart.gateway
         if gateway not in gateways:
+            if unavailable and gateway in unavailable:
+                raise GatewayUnavailable(
+                    f"the payment method {gateway!r} is not available in this shop right now; "
+                    "please choose another", gateway=gateway,
+                )  # fmt: skip
             raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
+        self._check_caps(lines)
+        # An offline method holds for its pay window; a gateway's order holds until the
+        # gateway has said it is not paid (None), shown to the buyer as the hold time.
+        hold = gateways[gateway].hold_seconds()
+        deadline = self.hold_ttl if hold is None else hold
         number = new_order_number()
         token = secrets.token_hex(16)
         reserved = False
@@ -180,16 +221,17 @@ class CheckoutService:
             def write(tx: Tx) -> tuple[list[dict[str, Any]], int, int, int, float, float]:
                 nonlocal reserved
                 now = time.time()
-                expires_at = now + self.hold_ttl
+                expires_at = now + deadline
                 prices = self._ask_prices(tx, lines)
                 try:
-                    self.stock.reserve(number, lines, ttl=self.hold_ttl)
+                    self.stock.reserve(number, lines, ttl=hold)
                 except ShopError as exc:
                     reserved = exc.status >= 500  # a timeout may have left a hold
                     self._priced(prices(), lines)  # an unknown SKU is a 404 before a 409
                     raise
                 reserved = True
                 priced = self._priced(prices(), lines)
+                self._check_product_caps(priced)
                 subtotal, shipping, total = self._totals(priced, cart.customer, gateway)
                 self._write(tx, number, token, priced, cart.customer_json, gateway, subtotal,
                             shipping, total, now, expires_at)  # fmt: skip

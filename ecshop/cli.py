@@ -73,7 +73,11 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.plugins import load_plugins
+
     cmd_migrate(args, config)
+    for line in load_plugins(config).gateway_lines():
+        print(f"ecshop serve: {line}", file=sys.stderr, flush=True)
     argv = [
         sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
         "--bind", args.bind, "--workers", str(args.workers), "ecshop.app:create_app()",
@@ -120,6 +124,9 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         "ECSHOP_BASE_URL": f"http://{host}:{port}",
         "ECSHOP_GATEWAY_SANDBOX_URL": f"http://127.0.0.1:{gw_port}",
         "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway_secret,
+        "ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT": config.gateway_settings("bank_transfer").get(
+            "account", "Demo Bank, Main Branch, ordinary 1234567 (demo: send no money)"
+        ),
     }
     child = child_environ(env)
     demo_config = load_config(child)

@@ -9,6 +9,7 @@ the same keys in lower case without the prefix (``database_url = "..."``, and a
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -78,6 +79,32 @@ def _text(raw: str) -> str:
     return raw
 
 
+def _rate(raw: str) -> tuple[int, float]:
+    """``N/S``: N requests per S seconds (a bucket of N refilled over S); ``0`` = off."""
+    text = raw.strip()
+    if text in ("", "0"):
+        return (0, 0.0)
+    count, sep, seconds = text.partition("/")
+    try:
+        n, period = int(count), float(seconds) if sep else 0.0
+    except ValueError:
+        n, period = 0, 0.0
+    if n <= 0 or not period > 0:
+        raise ValueError("must be N/S (N requests per S seconds, e.g. 20/60) or 0 for no limit")
+    return (n, period)
+
+
+def _networks(raw: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks (checked here, parsed where used)."""
+    items = _csv(raw)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not an IP address or network") from exc
+    return items
+
+
 def _auto_bool(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered == "auto":
@@ -108,6 +135,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "SHED_QUEUE_MS": (_non_negative_int, "3000"),
     "THREADS": (_positive_int, "1"),
     "METRICS_DIR": (_text, ""),
+    "MAX_LINES_PER_ORDER": (_positive_int, "50"),
+    "MAX_QTY_PER_LINE": (_positive_int, "100"),
+    "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
+    "TRUSTED_PROXIES": (_networks, ""),
 }
 
 
@@ -136,6 +167,10 @@ class Config:
     shed_queue_ms: int = 3000
     threads: int = 1
     metrics_dir: str = ""
+    max_lines_per_order: int = 50
+    max_qty_per_line: int = 100
+    checkout_rate_limit: tuple[int, float] = (20, 60.0)
+    trusted_proxies: tuple[str, ...] = ()
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
@@ -149,8 +184,23 @@ class Config:
         return self.group_commit == "on"
 
     def gateway_settings(self, name: str) -> Mapping[str, str]:
-        """Settings of one gateway, from ``ECSHOP_GATEWAY_<NAME>_<KEY>`` (keys lower case)."""
-        return self.gateways.get(name.lower(), {})
+        """Settings of one gateway, from ``ECSHOP_GATEWAY_<NAME>_<KEY>`` (keys lower case).
+
+        The gateway's name decides where its key starts, so a name holding ``_`` is read
+        whole: ``ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT`` is ``account`` of
+        ``bank_transfer``. Where two gateway names overlap (``bank`` and
+        ``bank_transfer``), a double underscore ends the name unambiguously:
+        ``ECSHOP_GATEWAY_BANK__TRANSFER_ACCOUNT`` is ``transfer_account`` of ``bank``.
+        """
+        head = name.upper() + "_"
+        found: dict[str, str] = {}
+        for key, value in self.gateways.get("", {}).items():
+            if key.startswith(head + "_"):
+                found[key[len(head) + 1 :].lower()] = value
+        for key, value in self.gateways.get("", {}).items():
+            if key.startswith(head) and not key.startswith(head + "_"):
+                found.setdefault(key[len(head) :].lower(), value)
+        return {**found, **self.gateways.get(name.lower(), {})}
 
 
 def _toml_values(path: Path) -> dict[str, str]:
@@ -198,14 +248,16 @@ def load_config(
         except ValueError as exc:
             raise ConfigError(f"{PREFIX}{name}={raw!r}: {exc}") from exc
 
-    gateways: dict[str, dict[str, str]] = {}
+    # NOTE: gateway keys are kept whole under "" until a gateway asks for its own, since
+    # only its name tells where the name ends (see Config.gateway_settings).
+    flat: dict[str, str] = {}
     for key, raw in merged.items():
         if key.startswith(GATEWAY_PREFIX):
-            name, sep, setting = key[len(GATEWAY_PREFIX) :].partition("_")
-            if not sep or not name or not setting:
+            rest = key[len(GATEWAY_PREFIX) :]
+            if "_" not in rest.strip("_"):
                 raise ConfigError(f"{key}: expected ECSHOP_GATEWAY_<NAME>_<KEY>")
-            gateways.setdefault(name.lower(), {})[setting.lower()] = raw
-    values["gateways"] = gateways
+            flat[rest] = raw
+    values["gateways"] = {"": flat}
     return Config(**values)
 
 

@@ -148,3 +148,20 @@ class InMaintenance(Unavailable):
     """The shop is in maintenance mode (storefront only; payments stay open)."""
 
     code = "maintenance"
+
+
+class RateLimited(ShopError):
+    """One client asked too often (429, with ``Retry-After``)."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after
+
+
+class GatewayUnavailable(BadRequest):
+    """The payment method named exists but cannot take payments (missing settings)."""
+
+    code = "gateway_unavailable"

@@ -35,6 +35,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "order_shipped": ("order",),
     "order_refunded": ("order",),
     "order_needs_attention": ("order",),
+    # a payment that came after its order's units were sold again was refunded: tell the buyer
+    "late_payment_refunded": ("order",),
     "payment_notification": ("event",),
     "shop_started": ("shop",),
 }

@@ -1,11 +1,9 @@
 """The order state machine: every transition is one transaction with an event row.
 
-States (DESIGN.md): ``pending_payment → paid → shipped``, ``pending_payment →
-cancelled``, ``pending_payment → needs_attention → paid | refunded``, ``paid →
-cancelled`` (restock), ``paid | shipped → refunded``; offline methods ``accepted →
-paid``. A captured payment is never dropped, so a payment that arrives for an order
-already cancelled (expired hold, declined first, cancelled by the customer while the
-gateway captured) takes it to ``paid`` or ``needs_attention`` too.
+Every legal transition is in :data:`MOVES`, named by its cause (docs/architecture.md,
+"Orders"). A captured payment is never dropped, so a payment that arrives for an order
+already cancelled (declined first, cancelled by the customer while the gateway
+captured) takes it to ``paid`` or ``needs_attention`` too.
 
 Stock follows the state, and ``orders.stock_state`` records what the order holds in the
 stock engine (``held | committed | released | shipped | none``) so that the engine can
@@ -23,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import IllegalTransition, InsufficientStock, NotFound
-from ecshop.store import Store, Tx
+from ecshop.store import DuplicateKey, Store, Tx
 
 PENDING = "pending_payment"
 ACCEPTED = "accepted"
@@ -34,15 +32,52 @@ NEEDS_ATTENTION = "needs_attention"
 REFUNDED = "refunded"
 STATUSES = (PENDING, ACCEPTED, PAID, SHIPPED, CANCELLED, NEEDS_ATTENTION, REFUNDED)
 
-TRANSITIONS: dict[str, frozenset[str]] = {
-    PENDING: frozenset({PAID, CANCELLED, NEEDS_ATTENTION, ACCEPTED}),
-    ACCEPTED: frozenset({PAID, CANCELLED}),
-    PAID: frozenset({SHIPPED, CANCELLED, REFUNDED}),
-    SHIPPED: frozenset({REFUNDED}),
-    NEEDS_ATTENTION: frozenset({PAID, REFUNDED}),
-    CANCELLED: frozenset({PAID, NEEDS_ATTENTION}),  # a late captured payment only
-    REFUNDED: frozenset(),
+
+@dataclass(frozen=True)
+class Move:
+    """One legal transition: the status it leads to and the statuses it may start from."""
+
+    to: str
+    sources: frozenset[str]
+
+
+def _move(to: str, *sources: str) -> Move:
+    return Move(to, frozenset(sources))
+
+
+# Every legal transition of an order, by what causes it: the one table every caller
+# (checkout, notifications, reconciler, admin, customer) goes through.
+MOVES: dict[str, Move] = {
+    # an offline method (bank transfer, cash on delivery) takes the order; stock stays
+    # held for the method's pay window
+    "accept_offline": _move(ACCEPTED, PENDING),
+    # the gateway captured the money: never dropped, even for an order given up on
+    "capture": _move(PAID, PENDING, ACCEPTED, CANCELLED),
+    # ... and when its units were sold again meanwhile
+    "capture_without_stock": _move(NEEDS_ATTENTION, PENDING, ACCEPTED, CANCELLED),
+    # the admin saw the money arrive outside a gateway: only while it can still arrive
+    "mark_paid": _move(PAID, PENDING, ACCEPTED),
+    # the admin found stock for a paid order that had none
+    "fulfil_backorder": _move(PAID, NEEDS_ATTENTION),
+    "decline": _move(CANCELLED, PENDING),
+    # the pay window ended with no payment (the gateway said so, or offline)
+    "expire": _move(CANCELLED, PENDING, ACCEPTED),
+    "customer_cancel": _move(CANCELLED, PENDING, ACCEPTED),
+    "admin_cancel": _move(CANCELLED, PENDING, ACCEPTED, PAID),
+    "ship": _move(SHIPPED, PAID),
+    "refund": _move(REFUNDED, PAID, SHIPPED, NEEDS_ATTENTION),
 }
+
+# The state graph the moves make (for documentation and tests).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    status: frozenset(m.to for m in MOVES.values() if status in m.sources) for status in STATUSES
+}
+
+
+def may(move: str, status: str) -> bool:
+    """True when ``move`` is legal from ``status``."""
+    return status in MOVES[move].sources
+
 
 ORDER_COLUMNS = (
     "number, access_token, status, stock_state, gateway, currency, subtotal, shipping, total, "
@@ -121,31 +156,28 @@ class OrderService:
     def transition(
         self,
         number: str,
-        to_status: str,
+        move: str,
         *,
         actor: str,
         reason: str,
-        allowed_from: frozenset[str] | None = None,
         stock_op: Callable[[Tx, dict[str, Any]], str] | None = None,
         extra: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
     ) -> Change:
-        """Move an order to ``to_status`` in one transaction with its event row.
+        """Make the move ``move`` (a key of :data:`MOVES`) in one transaction with its
+        event row.
 
         ``stock_op(tx, order)`` runs inside the transaction and returns the new
-        ``stock_state``. Raises :class:`IllegalTransition` when the move is not allowed.
+        ``stock_state``. Raises :class:`IllegalTransition` when the move is not legal
+        from the order's status.
         """
+        to_status = MOVES[move].to
         with self.store.tx() as tx:
             row = load(tx, number, lock=True)
             current = row["status"]
-            legal = (
-                TRANSITIONS[current]
-                if allowed_from is None or current in allowed_from
-                else frozenset()
-            )
-            if to_status not in legal:
+            if not may(move, current):
                 raise IllegalTransition(
-                    f"order {number} cannot go from {current} to {to_status}",
+                    f"order {number} cannot go from {current} to {to_status} ({move})",
                     number=number, status=current, to=to_status,
                 )  # fmt: skip
             stock_state = stock_op(tx, row) if stock_op else row["stock_state"]
@@ -189,17 +221,18 @@ class OrderService:
 
     # -- the transitions the shop uses -----------------------------------------------------
     def mark_paid(
-        self, number: str, *, amount: int, payment_id: str | None, actor: str, reason: str
-    ) -> Change:
-        """Record a captured payment. Never drops it: a hold that is gone is re-taken if
-        the stock is there, otherwise the order goes to ``needs_attention``."""
+        self, number: str, *, amount: int, payment_id: str | None, actor: str, reason: str,
+        move: str = "capture",
+    ) -> Change:  # fmt: skip
+        """Record money received (``move``: ``capture`` from a gateway, ``mark_paid`` or
+        ``fulfil_backorder`` by the admin). Never drops a payment: a hold that is gone is
+        re-taken if the stock is there, otherwise the order goes to ``needs_attention``
+        (the caller may then refund it through its gateway)."""
         extra = {"paid_amount": amount, "payment_id": payment_id}
-        allowed = frozenset({PENDING, CANCELLED, ACCEPTED, NEEDS_ATTENTION})
         try:
             return self.transition(
-                number, PAID, actor=actor, reason=reason, allowed_from=allowed,
-                stock_op=self._commit_held, extra=extra,
-            )  # fmt: skip
+                number, move, actor=actor, reason=reason, stock_op=self._commit_held, extra=extra
+            )
         except _HoldGone:
             pass
         with self.store.read() as tx:
@@ -208,12 +241,11 @@ class OrderService:
         try:
             self.stock.reserve(number, lines, ttl=self.hold_ttl)
         except InsufficientStock as exc:
-            with self.store.read() as tx:
-                if load(tx, number)["status"] == NEEDS_ATTENTION:
-                    raise  # still no stock for a backordered order: say so
+            if move == "fulfil_backorder":
+                raise  # still no stock for a backordered order: say so
             return self.transition(
-                number, NEEDS_ATTENTION, actor=actor, allowed_from=allowed,
-                reason=f"{reason}; paid after the hold expired and the stock is gone",
+                number, "capture_without_stock", actor=actor,
+                reason=f"{reason}; paid after the hold ended and the stock is gone",
                 stock_op=lambda tx, row: "none", extra=extra,
                 data={"out_of_stock": [list(i) for i in exc.items]},
             )  # fmt: skip
@@ -223,56 +255,68 @@ class OrderService:
                 raise IllegalTransition(f"order {number}: the re-taken hold vanished")
             return "committed"
 
-        return self.transition(
-            number, PAID, actor=actor, allowed_from=allowed, stock_op=retake, extra=extra,
-            reason=f"{reason}; paid after the hold expired, stock re-taken",
-        )  # fmt: skip
+        try:
+            return self.transition(
+                number, move, actor=actor, stock_op=retake, extra=extra,
+                reason=f"{reason}; paid after the hold ended, stock re-taken",
+            )  # fmt: skip
+        except IllegalTransition:
+            self.stock.release(number)
+            raise
 
-    def cancel(
-        self, number: str, *, actor: str, reason: str, allowed_from: frozenset[str] | None = None
-    ) -> Change:
-        return self.transition(
-            number, CANCELLED, actor=actor, reason=reason,
-            allowed_from=allowed_from or frozenset({PENDING, ACCEPTED, PAID}), stock_op=self._release,
-        )  # fmt: skip
+    def cancel(self, number: str, *, move: str, actor: str, reason: str) -> Change:
+        """Cancel (``move``: ``decline``, ``expire``, ``customer_cancel`` or
+        ``admin_cancel``); held or unshipped units come back."""
+        return self.transition(number, move, actor=actor, reason=reason, stock_op=self._release)
 
     def accept_offline(self, number: str, *, actor: str) -> Change:
-        """An offline payment method (cash on delivery, bank transfer): stock is sold now."""
-        return self.transition(
-            number, ACCEPTED, actor=actor, reason="offline payment method",
-            allowed_from=frozenset({PENDING}), stock_op=self._commit_held,
-        )  # fmt: skip
+        """An offline payment method (cash on delivery, bank transfer) takes the order.
 
-    def ship(self, number: str, *, actor: str) -> Change:
+        Its stock stays held until the admin marks it paid or its pay window (the hold's
+        expiry, set at checkout) ends."""
         return self.transition(
-            number,
-            SHIPPED,
-            actor=actor,
-            reason="shipped",
-            allowed_from=frozenset({PAID}),
-            stock_op=self._ship,
+            number, "accept_offline", actor=actor, reason="offline payment method"
         )
 
-    def record_refund(self, number: str, amount: int, *, actor: str, reason: str,
-                      settle: bool = True) -> Change | None:  # fmt: skip
-        """Add a refund; a full refund moves the order to ``refunded`` (unshipped stock
-        comes back) unless ``settle`` is False (the caller moves the order itself)."""
+    def ship(self, number: str, *, actor: str) -> Change:
+        return self.transition(number, "ship", actor=actor, reason="shipped", stock_op=self._ship)
+
+    def record_refund(
+        self, number: str, amount: int, *, gateway: str, refund_id: str, origin: str,
+        actor: str, reason: str, settle: bool = True,
+    ) -> str:  # fmt: skip
+        """Record a refund once per ``(gateway, refund_id)``, whoever started it.
+
+        A full refund moves the order to ``refunded`` and gives its unshipped units back,
+        unless ``settle`` is False (the caller moves the order itself). Returns
+        ``refunded`` (the order moved), ``partially_refunded``, or ``duplicate`` (already
+        recorded: the shop's own record and the gateway's notification of the same
+        refund count once).
+        """
         with self.store.tx() as tx:
             row = load(tx, number, lock=True)
+            try:
+                tx.execute(
+                    "INSERT INTO order_refunds (gateway, refund_id, order_number, amount, origin, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (gateway, refund_id, number, amount, origin, time.time()),
+                )
+            except DuplicateKey:
+                return "duplicate"
+            current = row["status"]
             refunded = int(row["refunded_amount"]) + amount
-            if (
-                not settle
-                or refunded < int(row["paid_amount"])
-                or row["status"] not in (PAID, SHIPPED, NEEDS_ATTENTION)
-            ):
-                _set(tx, row, row["status"], row["stock_state"], {"refunded_amount": refunded})
-                record_event(tx, number, row["status"], row["status"], actor=actor, reason=reason,
-                             data={"refund": amount, "refunded_total": refunded})  # fmt: skip
-                return None
-        return self.transition(
-            number, REFUNDED, actor=actor, reason=reason, stock_op=self._release,
-            extra={"refunded_amount": refunded}, data={"refund": amount, "refunded_total": refunded},
-        )  # fmt: skip
+            data = {"refund": amount, "refunded_total": refunded, "refund_id": refund_id,
+                    "origin": origin}  # fmt: skip
+            full = settle and refunded >= int(row["paid_amount"]) > 0 and may("refund", current)
+            to_status = REFUNDED if full else current
+            stock_state = self._release(tx, row) if full else row["stock_state"]
+            _set(tx, row, to_status, stock_state, {"refunded_amount": refunded})
+            order = load(tx, number)
+            record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
+        if not full:
+            return "partially_refunded"
+        self._announce(REFUNDED, order)
+        return "refunded"
 
 
 class _HoldGone(Exception):

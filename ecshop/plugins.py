@@ -43,6 +43,8 @@ class PluginHost:
         self.config = config
         self.hooks = hooks or HookRegistry()
         self.gateways: dict[str, Any] = {}
+        # gateways found but not live, with why (missing or short settings)
+        self.unavailable: dict[str, list[str]] = {}
         self.plugins: list[PluginInfo] = []
         self._current: PluginInfo | None = None
 
@@ -74,6 +76,7 @@ class PluginHost:
         if not name:
             raise ValueError("a gateway class needs a name")
         self.gateways[name] = gateway_class(self.config.gateway_settings(name))
+        self.unavailable.pop(name, None)
         if self._current:
             self._current.gateways.append(name)
 
@@ -104,6 +107,38 @@ class PluginHost:
         finally:
             self._current = None
 
+    def settle_gateways(self) -> None:
+        """Keep only live gateways in :attr:`gateways`; the others go to
+        :attr:`unavailable` with their reasons (a gateway that needs a secret and has
+        none, or a short one, must never verify a notification)."""
+        live: dict[str, Any] = {}
+        for name, gateway in self.gateways.items():
+            try:
+                missing = list(gateway.missing_settings())
+                gateway.hold_seconds()
+            except Exception as exc:  # a bad setting value is a reason too
+                missing = [str(getattr(exc, "message", exc))]
+            if missing:
+                self.unavailable[name] = missing
+            else:
+                live[name] = gateway
+        self.gateways = live
+
+    def gateway_lines(self) -> list[str]:
+        """One line per gateway found: live or not, and why."""
+        lines = []
+        for name in sorted(set(self.gateways) | set(self.unavailable)):
+            if name in self.gateways:
+                gateway = self.gateways[name]
+                kind = (
+                    "offline" if gateway.offline else "test mode" if gateway.test_mode else "live"
+                )
+                lines.append(f"gateway {name}: live ({kind})")
+            else:
+                lines.append(f"gateway {name}: needs settings: {'; '.join(self.unavailable[name])}"
+                             f" (ECSHOP_GATEWAY_{name.upper()}_<KEY>)")  # fmt: skip
+        return lines
+
     def report(self) -> str:
         rows = [
             f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<9} gateways / hooks / error"
@@ -112,6 +147,7 @@ class PluginHost:
             detail = p.error or ", ".join(p.gateways + p.hooks) or "-"
             rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<9} {detail}")
         rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
+        rows.extend(self.gateway_lines())
         return "\n".join(rows)
 
 
@@ -143,4 +179,5 @@ def load_plugins(config: Config, hooks: HookRegistry | None = None) -> PluginHos
             if (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file():
                 host.load(path.stem, "folder", _folder_loader(path))
     host.gateways = dict(host.hooks.apply_filters("payment_gateways", host.gateways))
+    host.settle_gateways()
     return host

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import GatewayError, ShopError
-from ecshop.orders import PENDING, OrderService
+from ecshop.orders import ACCEPTED, PENDING, OrderService
 from ecshop.payments.base import PaymentEvent
 from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
 from ecshop.store import DuplicateKey, Store
@@ -150,7 +150,8 @@ class Reconciler:
     def _replay(self, row: dict[str, Any], report: ReconcileReport) -> None:
         """Apply a journaled event whose application never finished (a worker died)."""
         event = PaymentEvent(row["event_id"], row["type"], row["order_number"], int(row["amount"]),
-                             row["currency"], row["payment_id"], int(time.time()))  # fmt: skip
+                             row["currency"], row["payment_id"], int(time.time()),
+                             refund_id=row.get("refund_id"))  # fmt: skip
         try:
             self.payments.apply(row["gateway"], event)
             report.replayed += 1
@@ -159,29 +160,63 @@ class Reconciler:
             log.warning("re-applying %s failed: %s", row["event_id"], exc.message)
 
     def _stuck(self, before: float, after: tuple[float, str], limit: int) -> list[dict[str, Any]]:
-        """Pending orders created before ``before``, the next ``limit`` after ``after``."""
+        """Pending and accepted orders created before ``before``, the next ``limit``
+        after ``after``."""
         with self.store.read() as tx:
             return tx.query(
-                "SELECT number, gateway, total, currency, hold_expires_at, created_at FROM orders "
-                "WHERE status = ? AND created_at < ? AND (created_at > ? OR (created_at = ? AND number > ?)) "
+                "SELECT number, status, gateway, total, currency, hold_expires_at, created_at FROM orders "
+                "WHERE status IN (?, ?) AND created_at < ? "
+                "AND (created_at > ? OR (created_at = ? AND number > ?)) "
                 "ORDER BY created_at, number LIMIT ?",
-                (PENDING, before, after[0], after[0], after[1], limit),
-            )
+                (PENDING, ACCEPTED, before, after[0], after[0], after[1], limit),
+            )  # fmt: skip
 
     def _settle(self, order: dict[str, Any], now: float, report: ReconcileReport) -> None:
-        gateway = self.gateways.get(order["gateway"])
+        """Settle one order with its gateway (docs/architecture.md, "Holds").
+
+        A pending order's stock comes back only after its gateway has said it is not
+        paid: where the gateway can, its payment session is expired first, so no
+        capture can follow. A gateway that cannot be asked (not installed, not
+        configured, unreachable) keeps the order's stock held.
+        """
         number = order["number"]
-        status = gateway.fetch_status(number) if gateway is not None else None
-        event = event_from_status(order, status) if status is not None else None
-        if event is not None and event.type == SUCCEEDED:
-            outcome = self._receive(order["gateway"], event)
-            report.paid += outcome in ("paid", "needs_attention")
-        elif event is not None:
-            report.cancelled += self._receive(order["gateway"], event) == "declined"
-        elif order["hold_expires_at"] is not None and float(order["hold_expires_at"]) < now:
-            self.orders.cancel(number, actor="reconciler", reason="expired: no payment before the hold ended",
-                               allowed_from=frozenset({PENDING}))  # fmt: skip
-            report.expired += 1
+        expired = order["hold_expires_at"] is not None and float(order["hold_expires_at"]) < now
+        gateway = self.gateways.get(order["gateway"])
+        if order["status"] == ACCEPTED or (gateway is not None and gateway.offline):
+            if expired:  # an offline method's pay window ended with no payment marked
+                self._expire(number, "expired: not paid within the pay window", report)
+            return
+        if gateway is None:
+            if expired:
+                report.errors += 1
+                log.warning("order %s: its hold ended but gateway %s is not live, so it cannot "
+                            "be asked; the stock stays held", number, order["gateway"])  # fmt: skip
+            return
+        if self._apply_status(order, gateway.fetch_status(number), report) or not expired:
+            return
+        if gateway.can_expire:
+            # NOTE: expire first, then release: a buyer paying at this very moment
+            # either made it (the answer is succeeded) or is refused by the gateway.
+            if self._apply_status(order, gateway.expire_payment(number), report):
+                return
+        self._expire(number, "expired: the gateway has no payment", report)
+
+    def _apply_status(self, order: dict[str, Any], status: Any, report: ReconcileReport) -> bool:
+        """Apply a final status like a notification; False while it is not final."""
+        event = event_from_status(order, status)
+        if event is None:
+            return False
+        outcome = self._receive(order["gateway"], event)
+        if event.type == SUCCEEDED:
+            report.paid += outcome in ("paid", "needs_attention", "refunded")
+        else:
+            report.cancelled += outcome == "declined"
+        return True
+
+    def _expire(self, number: str, reason: str, report: ReconcileReport) -> None:
+        self.orders.cancel(number, move="expire", actor="reconciler", reason=reason)
+        report.expired += 1
+        log.info("order %s %s; its stock is back", number, reason)
 
     def _receive(self, gateway: str, event: PaymentEvent) -> str:
         try:

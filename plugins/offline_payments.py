@@ -1,7 +1,10 @@
 """Offline payment methods: cash on delivery and bank transfer.
 
-The order goes to ``accepted`` at checkout (its stock is sold then); the admin marks it
-paid with ``POST /api/v1/admin/orders/{number}/mark-paid`` when the money arrives.
+The order goes to ``accepted`` at checkout and holds its stock for the method's pay
+window (setting ``pay_window``, seconds: 3 days for bank transfer, 7 for cash on
+delivery); the admin marks it paid with ``POST /api/v1/admin/orders/{number}/mark-paid``
+when the money arrives, otherwise the reconciler cancels it when the window ends and the
+stock comes back. The customer may cancel it while it is unpaid.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ class CashOnDelivery(Gateway):
     name = "cod"
     title = "Cash on delivery"
     offline = True
+    pay_window = 7 * 86400
 
     def start_payment(
         self, order: PaymentOrder, *, notify_url: str, return_url: str
@@ -31,11 +35,13 @@ class BankTransfer(Gateway):
     name = "bank_transfer"
     title = "Bank transfer"
     offline = True
+    pay_window = 3 * 86400
+    required_settings = ("account",)  # ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT
 
     def start_payment(
         self, order: PaymentOrder, *, notify_url: str, return_url: str
     ) -> PaymentStart:
-        account = self.settings.get("account", "(set ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT)")
+        account = self.settings["account"]
         return PaymentStart(offline=True, instructions=(
             f"Transfer {order.amount} {order.currency} to {account}, reference {order.number}."))  # fmt: skip
 

@@ -1,5 +1,6 @@
-"""The reconciler's pass over stuck orders, on SQLite and on MariaDB (no gateway: orders
-whose hold ended without a payment are cancelled as expired)."""
+"""The reconciler's pass over stuck orders, on SQLite and on MariaDB. Their gateway
+answers that it has no payment, so orders whose hold ended are cancelled as expired;
+where no gateway can be asked, the stock stays held."""
 
 from __future__ import annotations
 
@@ -11,26 +12,45 @@ from ecshop.app import build_shop
 from ecshop.config import load_config
 from ecshop.store import open_store
 
+QUIET_GATEWAY = """
+from ecshop.payments.base import Gateway, PaymentStatus
+
+NAME = "quiet"
+
+
+class Quiet(Gateway):
+    name = "quiet"
+
+    def fetch_status(self, order_number):
+        return PaymentStatus(order_number, "pending")
+
+
+def register(host):
+    host.add_gateway(Quiet)
+"""
+
 
 @pytest.fixture
 def shop(db_url, tmp_path):
     open_store(db_url).migrate()
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "quiet.py").write_text(QUIET_GATEWAY)
     config = load_config({"ECSHOP_DATABASE_URL": db_url,
-                          "ECSHOP_PLUGINS_DIR": str(tmp_path / "no-plugins")})  # fmt: skip
+                          "ECSHOP_PLUGINS_DIR": str(tmp_path / "plugins")})  # fmt: skip
     shop = build_shop(config)
     yield shop
     shop.close()
 
 
-def add_stuck(shop, numbers_at: dict[str, float]) -> None:
-    """Orders left in pending_payment by a gateway this shop no longer has."""
+def add_stuck(shop, numbers_at: dict[str, float], gateway: str = "quiet") -> None:
+    """Orders left in pending_payment, their hold ended, that the gateway has no payment for."""
     with shop.store.tx() as tx:
         for number, created in numbers_at.items():
             tx.execute(
                 "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, "
                 "subtotal, shipping, total, customer_json, hold_expires_at, created_at, updated_at) "
-                "VALUES (?, 'token', 'pending_payment', 'released', 'gone', 'JPY', 100, 0, 100, '{}', ?, ?, ?)",
-                (number, created + 1, created, created),
+                "VALUES (?, 'token', 'pending_payment', 'released', ?, 'JPY', 100, 0, 100, '{}', ?, ?, ?)",
+                (number, gateway, created + 1, created, created),
             )
 
 
@@ -58,3 +78,14 @@ def test_a_pass_ends_when_keep_going_says_no(shop):
     assert sorted(n for n, s in statuses(shop).items() if s == "cancelled") == ["N0", "N1"]
     rest = shop.reconciler.run_once(batch=2)
     assert rest.checked == 3 and set(statuses(shop).values()) == {"cancelled"}
+
+
+def test_an_order_whose_gateway_cannot_be_asked_keeps_its_stock(shop):
+    """A buyer may have paid: with its gateway gone (not installed, not configured) the
+    order's hold is not given back on a timer; the pass counts it as an error."""
+    base = time.time() - 1000
+    add_stuck(shop, {"G1": base}, gateway="gone")
+    add_stuck(shop, {"Q1": base})
+    report = shop.reconciler.run_once()
+    assert statuses(shop) == {"G1": "pending_payment", "Q1": "cancelled"}
+    assert (report.expired, report.errors) == (1, 1)

@@ -24,7 +24,7 @@ import falcon
 from ecshop.errors import BadRequest, PayloadTooLarge, ShopError, Unauthorized
 from ecshop.errors import ValidationError as Invalid
 from ecshop.payments._sandbox_delivery import Deliverer, FaultDice
-from ecshop.payments._sandbox_schema import CAPTURED, STATUSES
+from ecshop.payments._sandbox_schema import CAPTURED, EXPIRED, STATUSES, SessionExpired
 from ecshop.payments._sandbox_state import SandboxState
 from ecshop.payments.sandbox_protocol import PAY_FIELDS, verify_query
 
@@ -154,6 +154,12 @@ class PayResource:
         fields = _single_fields(parse_qsl(req.query_string, keep_blank_values=True))
         link = parse_link(fields, self.secret, self.merchant)
         payment = self.state.open_link(link)
+        if payment["status"] == EXPIRED:
+            raise SessionExpired(
+                f"the payment session of order {link['order']} has expired; "
+                "go back to the shop to order again",
+                order=link["order"],
+            )
         resp.content_type = falcon.MEDIA_HTML
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("X-Frame-Options", "DENY")
@@ -230,6 +236,18 @@ class PaymentResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, order: str) -> None:
         self.auth.check(req)
         resp.media = self.state.payment(order)
+
+
+class ExpireResource:
+    """``POST /v1/payments/{order}/expire``: end the session; answers the final status."""
+
+    def __init__(self, state: SandboxState, auth: _Auth) -> None:
+        self.state = state
+        self.auth = auth
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response, order: str) -> None:
+        self.auth.check(req)
+        resp.media = self.state.expire(order)
 
 
 class PaymentsResource:
@@ -393,6 +411,7 @@ def create_app(
     app.add_route("/pay", PayResource(state, deliverer, dice, secret, merchant))
     app.add_route("/v1/payments", PaymentsResource(state, auth))
     app.add_route("/v1/payments/{order}", PaymentResource(state, auth))
+    app.add_route("/v1/payments/{order}/expire", ExpireResource(state, auth))
     app.add_route("/v1/refunds", RefundsResource(state, deliverer, dice, auth))
     app.add_route("/v1/deliveries", DeliveriesResource(state, auth))
     app.add_route("/v1/events", EventsResource(state, auth))

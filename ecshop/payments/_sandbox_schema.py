@@ -14,8 +14,10 @@ FAILED = "failed"
 REFUNDED = "refunded"
 PARTIALLY_REFUNDED = "partially_refunded"
 UNKNOWN = "unknown"
+# the shop expired the payment session: it can no longer be paid
+EXPIRED = "expired"
 CAPTURED = frozenset({SUCCEEDED, PARTIALLY_REFUNDED, REFUNDED})
-STATUSES = frozenset({PENDING, SUCCEEDED, FAILED, REFUNDED, PARTIALLY_REFUNDED})
+STATUSES = frozenset({PENDING, SUCCEEDED, FAILED, REFUNDED, PARTIALLY_REFUNDED, EXPIRED})
 
 
 class UnknownOrder(NotFound):
@@ -28,6 +30,12 @@ class NotCaptured(Conflict):
     """The order's payment was never captured, so there is nothing to refund."""
 
     code = "not_captured"
+
+
+class SessionExpired(Conflict):
+    """The shop expired this order's payment session: it cannot be paid any more."""
+
+    code = "payment_session_expired"
 
 
 class RefundTooLarge(BadRequest):

@@ -24,6 +24,7 @@ from ecshop.payments._sandbox_schema import (
     EVENT_FAILED,
     EVENT_REFUNDED,
     EVENT_SUCCEEDED,
+    EXPIRED,
     FAILED,
     PARTIALLY_REFUNDED,
     PENDING,
@@ -35,6 +36,7 @@ from ecshop.payments._sandbox_schema import (
     NotCaptured,
     QueuedDelivery,
     RefundTooLarge,
+    SessionExpired,
     UnknownOrder,
 )
 
@@ -138,6 +140,11 @@ class SandboxState:
             row = self._row(conn, link["order"])
             assert row is not None
             event_id = None
+            if row["status"] == EXPIRED:
+                raise SessionExpired(
+                    f"the payment session of order {link['order']!r} has expired",
+                    order=link["order"],
+                )
             if action == "pay" and row["status"] not in CAPTURED:
                 payment_id = _new_id("pay")
                 conn.execute(
@@ -159,6 +166,28 @@ class SandboxState:
             row = self._row(conn, link["order"])
         assert row is not None
         return _payment_view(row), event_id
+
+    def expire(self, order: str) -> dict[str, Any]:
+        """End an order's payment session unless it was captured or declined: a later
+        pay attempt (link or form) is refused. Answers the final status; idempotent."""
+        now = time.time()
+        with self._tx() as conn:
+            row = self._row(conn, order)
+            if row is None:
+                # NOTE: a session never opened is expired too, so its link stays dead.
+                conn.execute(
+                    "INSERT INTO payments (order_no, merchant, amount, currency, status, notify_url,"
+                    " return_url, created, updated) VALUES (?, '', 0, '', ?, '', '', ?, ?)",
+                    (order, EXPIRED, now, now),
+                )
+            elif row["status"] == PENDING:
+                conn.execute(
+                    "UPDATE payments SET status = ?, updated = ? WHERE order_no = ?",
+                    (EXPIRED, now, order),
+                )
+            row = self._row(conn, order)
+        assert row is not None
+        return _payment_view(row)
 
     def payment(self, order: str) -> dict[str, Any]:
         """The status of one order's payment; ``unknown`` for an order never seen."""
@@ -273,7 +302,7 @@ class SandboxState:
                 (refund_id, order, amount, idempotency_key or None, now),
             )
             event_id = self._raise_event(
-                conn, row, EVENT_REFUNDED, amount, row["payment_id"], fate, now
+                conn, row, EVENT_REFUNDED, amount, row["payment_id"], fate, now, refund_id
             )
             record = conn.execute("SELECT * FROM refunds WHERE id = ?", (refund_id,)).fetchone()
             return self._refund_view(conn, record), event_id
@@ -302,10 +331,11 @@ class SandboxState:
         payment_id: str | None,
         fate: Callable[[], Fate],
         now: float,
+        refund_id: str | None = None,
     ) -> str:
         chosen = fate()
         event_id = _new_id("evt")
-        body = {
+        body: dict[str, Any] = {
             "id": event_id,
             "type": type_,
             "order": payment["order_no"],
@@ -314,6 +344,8 @@ class SandboxState:
             "payment_id": payment_id,
             "created": int(now),
         }
+        if refund_id is not None:
+            body["refund_id"] = refund_id
         conn.execute(
             "INSERT INTO events (id, order_no, type, notify_url, body, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",

@@ -12,6 +12,9 @@ from typing import Any
 
 from ecshop.errors import BadRequest, GatewayError
 
+#: the shortest shared secret a gateway may run with
+MIN_SECRET_BYTES = 32
+
 
 @dataclass(frozen=True)
 class PaymentOrder:
@@ -43,6 +46,9 @@ class PaymentEvent:
     payment_id: str | None
     created: int
     raw: bytes = b""
+    #: the gateway's id of the refund a ``refund.succeeded`` is about: the shop records
+    #: each refund once under it, whether it started the refund or the merchant did
+    refund_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,14 +70,58 @@ class RefundResult:
 
 
 class Gateway:
-    """Base class of payment gateways. Settings come from ``ECSHOP_GATEWAY_<NAME>_<KEY>``."""
+    """Base class of payment gateways. Settings come from ``ECSHOP_GATEWAY_<NAME>_<KEY>``.
+
+    Class attributes a gateway sets:
+
+    - ``name``, ``title``; ``offline`` for methods paid outside a gateway (the order is
+      ``accepted`` and holds its stock for ``pay_window`` seconds, the ``pay_window``
+      setting overriding it).
+    - ``required_settings``: settings without which the gateway cannot run, and
+      ``secret_settings``: those that are shared secrets (at least
+      :data:`MIN_SECRET_BYTES` bytes). A gateway missing one is not live: it is not
+      offered, and a checkout naming it is refused.
+    - ``test_mode``: a gateway for test payments (the sandbox).
+    - ``can_expire``: :meth:`expire_payment` is implemented.
+    """
 
     name: str = ""
     title: str = ""
     offline: bool = False
+    pay_window: float = 3 * 86400
+    required_settings: tuple[str, ...] = ()
+    secret_settings: tuple[str, ...] = ()
+    test_mode: bool = False
+    can_expire: bool = False
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         self.settings = dict(settings)
+
+    def missing_settings(self) -> list[str]:
+        """Why this gateway cannot run: each required setting that is unset, and each
+        secret shorter than :data:`MIN_SECRET_BYTES` bytes. Empty when it is live."""
+        missing = []
+        for key in dict.fromkeys(self.required_settings + self.secret_settings):
+            value = str(self.settings.get(key, "") or "")
+            if not value.strip():
+                missing.append(f"{key} (not set)")
+            elif key in self.secret_settings and len(value.encode()) < MIN_SECRET_BYTES:
+                missing.append(f"{key} (shorter than {MIN_SECRET_BYTES} bytes)")
+        return missing
+
+    def hold_seconds(self) -> float | None:
+        """How long an order of this gateway holds its stock: an offline method's pay
+        window, or None (until the gateway has said the order is not paid)."""
+        if not self.offline:
+            return None
+        raw = self.settings.get("pay_window")
+        try:
+            window = float(raw) if raw not in (None, "") else float(self.pay_window)
+        except ValueError:
+            window = -1.0
+        if not 0 < window <= 366 * 86400:
+            raise GatewayError(f"gateway {self.name}: pay_window must be 1 to 31622400 seconds")
+        return window
 
     def start_payment(
         self, order: PaymentOrder, *, notify_url: str, return_url: str
@@ -87,6 +137,13 @@ class Gateway:
 
     def refund(self, order_number: str, amount: int) -> RefundResult:
         raise GatewayError(f"gateway {self.name} cannot refund")
+
+    def expire_payment(self, order_number: str) -> PaymentStatus:
+        """End the order's payment session so that no capture can follow, and answer its
+        final status (``succeeded`` when the buyer paid first). Gateways that can do this
+        set ``can_expire = True``; the reconciler calls it before it gives the order's
+        stock back. Raise ``GatewayError`` when the provider cannot be reached."""
+        raise GatewayError(f"gateway {self.name} cannot expire a payment session")
 
     def capture(self, order_number: str, amount: int) -> Any:
         raise GatewayError(f"gateway {self.name} does not authorize-then-capture")

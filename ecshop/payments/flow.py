@@ -7,6 +7,8 @@ order transitions through the order and payment services.
 from __future__ import annotations
 
 import json
+import secrets
+import time
 from typing import Any
 
 from ecshop.errors import GatewayError, NotFound
@@ -14,6 +16,10 @@ from ecshop.orders import ACCEPTED, PENDING, OrderService
 from ecshop.payments.base import PaymentOrder
 from ecshop.payments.notifications import PaymentService, event_from_status
 from ecshop.payments.sandbox_protocol import quote_value
+
+
+def _iso(ts: Any) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(ts)))
 
 
 class PaymentFlow:
@@ -62,6 +68,7 @@ class PaymentFlow:
             return {
                 "offline": True,
                 "instructions": getattr(start, "instructions", None),
+                "pay_by": _iso(order["hold_expires_at"]),
                 "status": ACCEPTED,
             }
         payment: dict[str, Any] = {"redirect_url": start.redirect_url}
@@ -89,8 +96,11 @@ class PaymentFlow:
         """Refund through the order's gateway, then record it on the order (see
         ``OrderService.record_refund`` for ``settle``)."""
         gateway = self._gateway(order["gateway"])
-        if not getattr(gateway, "offline", False):
-            gateway.refund(order["number"], amount)
+        if getattr(gateway, "offline", False):  # paid back by hand: the shop names it
+            refund_id = f"manual:{secrets.token_hex(8)}"
+        else:
+            refund_id = str(gateway.refund(order["number"], amount).id)
         self.orders.record_refund(
-            order["number"], amount, actor=actor, reason=reason, settle=settle
-        )
+            order["number"], amount, gateway=order["gateway"], refund_id=refund_id,
+            origin="shop", actor=actor, reason=reason, settle=settle,
+        )  # fmt: skip

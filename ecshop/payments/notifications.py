@@ -15,17 +15,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-from ecshop.errors import IllegalTransition, NotFound, SignatureError
-from ecshop.orders import (
-    ACCEPTED,
-    CANCELLED,
-    NEEDS_ATTENTION,
-    PAID,
-    PENDING,
-    SHIPPED,
-    OrderService,
-    load,
-)
+from ecshop.errors import GatewayError, IllegalTransition, NotFound, SignatureError
+from ecshop.orders import NEEDS_ATTENTION, OrderService, load, may
 from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.store import DuplicateKey, Store
 
@@ -75,6 +66,11 @@ def check_against_order(event: Any, order: Mapping[str, Any]) -> None:
         raise SignatureError(f"refund amount {event.amount} is not within the order total")
 
 
+def _refund_id(event: Any) -> str | None:
+    value = getattr(event, "refund_id", None)
+    return str(value)[:191] if value else None
+
+
 def _payload(event: Any) -> str:
     raw = getattr(event, "raw", None)
     if isinstance(raw, (bytes, bytearray)):
@@ -87,40 +83,71 @@ def _payload(event: Any) -> str:
 
 
 class PaymentService:
-    def __init__(self, store: Store, orders: OrderService, hooks: Any) -> None:
+    def __init__(self, store: Store, orders: OrderService, hooks: Any,
+                 gateways: Mapping[str, Any] | None = None) -> None:  # fmt: skip
         self.store = store
         self.orders = orders
         self.hooks = hooks
+        self.gateways: Mapping[str, Any] = gateways if gateways is not None else {}
 
-    def check(self, event: Any) -> dict[str, Any]:
-        """The order an event is about, after checking amount and currency against it.
+    def check(self, gateway: str, event: Any) -> dict[str, Any]:
+        """The order an event is about, after checking it against the order: the same
+        gateway, amount and currency.
 
         Raises:
             NotFound: no such order.
-            SignatureError: the amount or currency does not match the order (400).
+            SignatureError: the event does not fit the order (400).
         """
         with self.store.read() as tx:
             order = load(tx, str(event.order))
+        if order["gateway"] != gateway:
+            log.warning("event %s from gateway %s names order %s of gateway %s: refused",
+                        event.id, gateway, order["number"], order["gateway"])  # fmt: skip
+            raise SignatureError(
+                f"order {order['number']} is not paid through {gateway}", gateway=gateway
+            )
         check_against_order(event, order)
         return order
 
     def journal(self, gateway: str, event: Any) -> bool:
-        """Record the event once; False when this event id was already journaled."""
+        """Record the event once; False when this event id was already journaled for
+        this order.
+
+        Raises:
+            SignatureError: the event id was journaled for another order or another
+                kind of event (a replayed id, never a duplicate to drop silently).
+        """
         try:
             with self.store.tx() as tx:
                 tx.execute(
                     "INSERT INTO payments_journal (gateway, event_id, order_number, type, amount, currency, "
-                    "payment_id, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "payment_id, refund_id, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (gateway, str(event.id), str(event.order), event.type, int(event.amount), event.currency,
-                     event.payment_id, _payload(event), time.time()),
+                     event.payment_id, _refund_id(event), _payload(event), time.time()),
                 )  # fmt: skip
         except DuplicateKey:
+            with self.store.read() as tx:
+                first = tx.one(
+                    "SELECT order_number, type, amount FROM payments_journal WHERE gateway = ? AND event_id = ?",
+                    (gateway, str(event.id)),
+                )  # fmt: skip
+            if first is not None and (
+                (first["order_number"], first["type"], int(first["amount"]))
+                != (str(event.order), event.type, int(event.amount))
+            ):
+                log.warning("event id %s of gateway %s was journaled for order %s (%s %s) and is "
+                            "now presented for order %s (%s %s): refused", event.id, gateway,
+                            first["order_number"], first["type"], first["amount"], event.order,
+                            event.type, event.amount)  # fmt: skip
+                raise SignatureError(
+                    f"event {event.id} was already received for another order", event=str(event.id)
+                ) from None
             return False
         return True
 
     def receive(self, gateway: str, event: Any) -> str:
         """Check, journal and apply one verified event; return what happened."""
-        self.check(event)
+        self.check(gateway, event)
         if not self.journal(gateway, event):
             return "duplicate"
         self.hooks.do_action("payment_notification", event)
@@ -128,7 +155,7 @@ class PaymentService:
 
     def apply(self, gateway: str, event: Any) -> str:
         """Apply a journaled event to its order (idempotent) and mark it applied."""
-        outcome = self._apply(event, actor=f"gateway:{gateway}")
+        outcome = self._apply(gateway, event, actor=f"gateway:{gateway}")
         with self.store.tx() as tx:
             tx.execute(
                 "UPDATE payments_journal SET outcome = ?, applied_at = ? WHERE gateway = ? AND event_id = ?",
@@ -136,29 +163,34 @@ class PaymentService:
             )
         return outcome
 
-    def _apply(self, event: Any, *, actor: str) -> str:
+    def _apply(self, gateway: str, event: Any, *, actor: str) -> str:
         number = str(event.order)
         with self.store.read() as tx:
             status = load(tx, number)["status"]
         try:
             if event.type == SUCCEEDED:
-                if status not in (PENDING, CANCELLED, ACCEPTED):
+                if not may("capture", status):
                     return f"ignored:{status}"
                 change = self.orders.mark_paid(
                     number, amount=int(event.amount), payment_id=event.payment_id, actor=actor,
                     reason=f"{event.type} {event.id}",
                 )  # fmt: skip
+                if change.to_status == NEEDS_ATTENTION:
+                    return self.refund_unsellable(gateway, change.order)
                 return change.to_status
             if event.type == FAILED:
-                if status != PENDING:
+                if not may("decline", status):
                     return f"ignored:{status}"
-                self.orders.cancel(number, actor=actor, reason=f"declined ({event.id})",
-                                   allowed_from=frozenset({PENDING}))  # fmt: skip
+                self.orders.cancel(
+                    number, move="decline", actor=actor, reason=f"declined ({event.id})"
+                )
                 return "declined"
             if event.type == REFUNDED:
-                if status not in (PAID, SHIPPED, NEEDS_ATTENTION):
-                    return f"ignored:{status}"
-                return "refund_confirmed"
+                return self.orders.record_refund(
+                    number, int(event.amount), gateway=gateway,
+                    refund_id=_refund_id(event) or f"event:{event.id}", origin="gateway",
+                    actor=actor, reason=f"{event.type} {event.id}",
+                )  # fmt: skip
         except IllegalTransition as exc:  # a concurrent change won the race
             log.info("event %s on %s: %s", event.id, number, exc.message)
             return "ignored:race"
@@ -166,11 +198,34 @@ class PaymentService:
             return "ignored:unknown_order"
         return "ignored"
 
+    def refund_unsellable(self, gateway: str, order: Mapping[str, Any]) -> str:
+        """Give the money back for an order paid after its units were confirmed free and
+        sold again: refunded through its gateway, with an event row and the
+        ``late_payment_refunded`` action (the customer is told). Where the gateway cannot
+        refund, the order stays ``needs_attention`` for the admin."""
+        number, amount = str(order["number"]), int(order["paid_amount"])
+        gw = self.gateways.get(gateway)
+        if gw is None or getattr(gw, "offline", False) or amount <= 0:
+            return NEEDS_ATTENTION
+        try:
+            result = gw.refund(number, amount)
+        except GatewayError as exc:
+            log.warning("order %s: paid with no stock left, and the refund failed: %s; "
+                        "it needs the admin", number, exc.message)  # fmt: skip
+            return NEEDS_ATTENTION
+        outcome = self.orders.record_refund(
+            number, amount, gateway=gateway, refund_id=str(result.id), origin="shop",
+            actor="system", reason="refunded: paid after its hold ended and the units were sold again",
+        )  # fmt: skip
+        with self.store.read() as tx:
+            self.hooks.do_action("late_payment_refunded", load(tx, number))
+        return "refunded" if outcome == "refunded" else NEEDS_ATTENTION
+
     def unapplied(self, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         """Journaled events not yet applied, in journal order, the next ``limit`` after id ``after``."""
         with self.store.read() as tx:
             return tx.query(
-                "SELECT id, gateway, event_id, order_number, type, amount, currency, payment_id "
+                "SELECT id, gateway, event_id, order_number, type, amount, currency, payment_id, refund_id "
                 "FROM payments_journal WHERE applied_at IS NULL AND id > ? ORDER BY id LIMIT ?",
                 (after, limit),
             )

@@ -33,6 +33,11 @@ from ecshop.payments.sandbox_protocol import (
 class SandboxGateway(Gateway):
     name = "sandbox"
     title = "Sandbox (test payments)"
+    # a test gateway: offered only once its URL and a real secret are configured
+    required_settings = ("url",)
+    secret_settings = ("secret",)
+    test_mode = True
+    can_expire = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
@@ -40,6 +45,9 @@ class SandboxGateway(Gateway):
         self.secret = self.settings.get("secret", "")
         self.merchant = self.settings.get("merchant", "ecshop")
         self.tolerance = int(self.settings.get("tolerance", "300"))
+        # expire_sessions=0: behave as a provider that cannot expire a payment session
+        # (to try the shop's late-capture path against the sandbox)
+        self.can_expire = self.settings.get("expire_sessions", "1") != "0"
 
     def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         if not self.url or not self.secret:
@@ -78,12 +86,18 @@ class SandboxGateway(Gateway):
             data = json.loads(body)
             return PaymentEvent(id=str(data["id"]), type=str(data["type"]), order=str(data["order"]),
                                 amount=int(data["amount"]), currency=str(data["currency"]),
-                                payment_id=data.get("payment_id"), created=created, raw=body)  # fmt: skip
+                                payment_id=data.get("payment_id"), created=created, raw=body,
+                                refund_id=data.get("refund_id"))  # fmt: skip
         except (ValueError, KeyError, TypeError) as exc:
             raise SignatureError(f"malformed notification: {exc}") from exc
 
     def fetch_status(self, order_number: str) -> PaymentStatus:
         data = self._api("GET", f"/v1/payments/{quote(order_number, safe='')}")
+        return PaymentStatus(order_number, str(data.get("status", "unknown")), data.get("amount"),
+                             data.get("currency"), data.get("payment_id"), int(data.get("refunded_amount") or 0))  # fmt: skip
+
+    def expire_payment(self, order_number: str) -> PaymentStatus:
+        data = self._api("POST", f"/v1/payments/{quote(order_number, safe='')}/expire", {})
         return PaymentStatus(order_number, str(data.get("status", "unknown")), data.get("amount"),
                              data.get("currency"), data.get("payment_id"), int(data.get("refunded_amount") or 0))  # fmt: skip
 

@@ -60,6 +60,9 @@ def worker_samples(shop: Any, responses: Counter[tuple[str, str]]) -> dict[str, 
     shedder = shop.extras.get("shedder")
     if shedder is not None:
         samples.update([sample("ecshop_shed_requests_total", shedder.shed)])
+    limiter = shop.extras.get("limiter")
+    if limiter is not None:
+        samples.update([sample("ecshop_rate_limited_requests_total", limiter.limited)])
     group = getattr(shop.store, "group", None)
     if group is not None:
         samples.update([sample("ecshop_group_commits_total", group.batches),

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ecshop.errors import InsufficientStock, NotFound, StaleStock
+from ecshop.stock._types import NEVER
 from ecshop.store import Tx
 
 
@@ -174,9 +175,15 @@ class OrderHolds:
 
 
 def order_holds(tx: Tx, now: float) -> OrderHolds:
-    """Live holds (``held``, not expired) and sales (``committed``) from the orders table."""
+    """Live holds and sales (``committed``) from the orders table.
+
+    The hold of an order still ``pending_payment`` lasts until released (its buyer may
+    have paid: only the reconciler, once the gateway has said no, gives it back); any
+    other hold (an offline order's pay window) is live until ``hold_expires_at``.
+    """
     rows = tx.query(
         "SELECT o.number AS number, o.stock_state AS state, o.hold_expires_at AS exp, "
+        "o.status AS status, "
         "l.sku AS sku, l.qty AS qty FROM orders o JOIN order_lines l ON l.order_number = o.number "
         "WHERE o.stock_state IN ('held', 'committed') ORDER BY o.number, l.sku"
     )
@@ -184,9 +191,12 @@ def order_holds(tx: Tx, now: float) -> OrderHolds:
     for r in rows:
         number = r["number"]
         if r["state"] == "held":
-            if r["exp"] is None or float(r["exp"]) <= now:
+            if r["status"] == "pending_payment":
+                found.expires[number] = NEVER
+            elif r["exp"] is None or float(r["exp"]) <= now:
                 continue  # an expired hold counts as released
-            found.expires[number] = float(r["exp"])
+            else:
+                found.expires[number] = float(r["exp"])
             bucket = found.held
         else:
             bucket = found.committed

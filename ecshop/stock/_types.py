@@ -9,6 +9,10 @@ from typing import Any, Protocol
 from ecshop.errors import ValidationError
 
 MAX_DELTA = 1_000_000_000
+# The expiry (unix seconds) of a hold taken with ``ttl=None``: it never lapses by itself
+# and comes back only through release() (docs/architecture.md, "Holds"). Far enough to
+# never come, small enough that its value in ms is an exact double in Redis scores.
+NEVER = 4.0e12
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,9 @@ class Levels:
 class StockEngine(Protocol):
     """The interface both engines implement (Redis and SQL)."""
 
-    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float) -> None: ...
+    def reserve(
+        self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float | None
+    ) -> None: ...
     def commit(self, token: str) -> bool: ...
     def release(self, token: str) -> bool: ...
     def restock(self, ref: str, lines: Iterable[tuple[str, int]]) -> None: ...
@@ -48,7 +54,10 @@ class StockEngine(Protocol):
     def close(self) -> None: ...
 
 
-def check_ttl(ttl: float) -> float:
+def check_ttl(ttl: float | None) -> float | None:
+    """A hold's time to live in seconds, or None for a hold that lasts until released."""
+    if ttl is None:
+        return None
     if not isinstance(ttl, int | float) or isinstance(ttl, bool) or not 0 < ttl <= 366 * 86400:
         raise ValidationError("ttl must be a positive number of seconds", field="ttl")
     return float(ttl)

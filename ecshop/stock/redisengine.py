@@ -77,8 +77,11 @@ class RedisStockEngine(EngineBase):
             raise StockUnavailable(f"the stock engine failed: {exc}", retry_after=2) from exc
 
     # -- holds --------------------------------------------------------------------------
-    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float) -> None:
+    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float | None) -> None:
         """Hold every line of a cart for ``ttl`` seconds, all or nothing; idempotent.
+
+        ``ttl=None`` holds until :meth:`release` or :meth:`commit` (the script gets a
+        ttl of 0 and scores the hold at :data:`NEVER`): no reserve or sweep reclaims it.
 
         Raises:
             ValidationError: bad lines, token or ttl.
@@ -87,7 +90,8 @@ class RedisStockEngine(EngineBase):
             StockUnavailable: Redis has no data (rebuild pending) or cannot be reached.
         """
         check_token(token)
-        ttl_ms = int(check_ttl(ttl) * 1000)
+        checked = check_ttl(ttl)
+        ttl_ms = 0 if checked is None else max(1, int(checked * 1000))
         reply = self._run(self.link.reserve, token, lines, ttl_ms)
         code = reply[0]
         if code == 0:

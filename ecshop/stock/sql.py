@@ -18,7 +18,7 @@ from typing import Any
 from ecshop.errors import Conflict, InsufficientStock, NotFound
 from ecshop.stock import _ledger
 from ecshop.stock._base import EngineBase
-from ecshop.stock._types import Levels, check_text, check_token, check_ttl
+from ecshop.stock._types import NEVER, Levels, check_text, check_token, check_ttl
 from ecshop.stockcore import core
 from ecshop.store import Store, Tx
 
@@ -38,8 +38,11 @@ class SQLStockEngine(EngineBase):
         super().__init__(store)
 
     # -- holds --------------------------------------------------------------------------
-    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float) -> None:
+    def reserve(self, token: str, lines: Iterable[tuple[str, int]], *, ttl: float | None) -> None:
         """Hold every line of a cart for ``ttl`` seconds, all or nothing; idempotent.
+
+        ``ttl=None`` holds until :meth:`release` or :meth:`commit`: neither a later
+        reserve nor the sweep reclaims it (an order whose buyer may have paid).
 
         Raises:
             ValidationError: bad lines, token or ttl.
@@ -50,6 +53,7 @@ class SQLStockEngine(EngineBase):
         ttl = check_ttl(ttl)
         canon = core.canonicalize_lines(lines)
         now = time.time()
+        expires = NEVER if ttl is None else now + ttl
         with self.store.tx() as tx:
             own = self._holds(tx, token)
             if own and (own[0]["state"] == "committed" or min(r["exp"] for r in own) > now):
@@ -74,7 +78,7 @@ class SQLStockEngine(EngineBase):
             tx.executemany(
                 "INSERT INTO stock_holds (token, sku, qty, state, expires_at, created_at) "
                 "VALUES (?, ?, ?, 'held', ?, ?)",
-                [(token, sku, qty, now + ttl, now) for sku, qty in canon],
+                [(token, sku, qty, expires, now) for sku, qty in canon],
             )
 
     def commit(self, token: str) -> bool:

@@ -138,6 +138,9 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
             "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
             "ECSHOP_PLUGINS_DIR": str(Path(__file__).resolve().parents[2] / "plugins"),
             "ECSHOP_RECONCILE_INTERVAL": "0",
+            # every test client is 127.0.0.1: the limit has its own tests
+            "ECSHOP_CHECKOUT_RATE_LIMIT": "0",
+            "ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT": "Example Bank 123-4567",
             **extra,
             **env,
         }

@@ -173,14 +173,36 @@ def test_customer_cancel_gives_stock_back_and_wrong_token_is_404(make_stack):
 
 
 @pytest.mark.parametrize("setup", SETUPS)
-def test_late_payment_retakes_stock_or_needs_attention(make_stack, setup):
+def test_a_hold_comes_back_only_after_the_gateway_expired_the_session(make_stack, setup):
+    """The hold of a gateway order outlives its hold time until the reconciler has asked:
+    a rival cannot take the unit before, and the buyer's pay link is dead after."""
     stack = make_stack(setup, ECSHOP_HOLD_TTL="1", ECSHOP_RECONCILE_GRACE="0")
+    stack.add_product("ONE", 5000, 1)
+    order = stack.checkout([("ONE", 1)]).json()
+    time.sleep(1.5)  # its hold time is over; no reconciler pass yet
+    rival = stack.checkout([("ONE", 1)])
+    assert rival.status_code == 409, rival.text  # the buyer may be paying right now
+    assert stack.cli("reconcile", "--once").returncode == 0
+    assert stack.order(order["number"])["status"] == "cancelled"
+    # the session was expired before the release: paying now is refused at the gateway
+    assert stack.gateway.settle(order["payment"]["redirect_url"], "pay") == 409
+    assert stack.checkout([("ONE", 1)]).status_code == 201  # the unit is for sale again
+    assert stack.cli("stock", "audit").returncode == 0
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_late_payment_retakes_stock_or_is_refunded(make_stack, setup):
+    """A gateway that cannot expire sessions: the stock comes back once it says "not
+    paid"; a capture after that re-takes the stock if it is there, and otherwise is
+    refunded through the gateway automatically (never oversold, never dropped)."""
+    stack = make_stack(setup, ECSHOP_HOLD_TTL="1", ECSHOP_RECONCILE_GRACE="0",
+                       ECSHOP_GATEWAY_SANDBOX_EXPIRE_SESSIONS="0")  # fmt: skip
     stack.add_product("ONE", 5000, 1)
     stack.add_product("TWO", 100, 5)
     late = stack.checkout([("TWO", 1)]).json()
     gone = stack.checkout([("ONE", 1)]).json()
-    time.sleep(1.5)  # both holds expire
-    assert stack.cli("reconcile", "--once").returncode == 0  # cancels both as expired
+    time.sleep(1.5)  # both hold times end
+    assert stack.cli("reconcile", "--once").returncode == 0  # the gateway has no payment
     assert stack.order(gone["number"])["status"] == "cancelled"
     rival = stack.checkout([("ONE", 1)]).json()  # someone else takes the last unit
     assert stack.gateway.settle(rival["payment"]["redirect_url"], "pay") == 303
@@ -188,18 +210,17 @@ def test_late_payment_retakes_stock_or_needs_attention(make_stack, setup):
     assert stack.gateway.settle(late["payment"]["redirect_url"], "pay") == 303
     assert stack.gateway.settle(gone["payment"]["redirect_url"], "pay") == 303
     assert wait_for(lambda: stack.order(late["number"])["status"] == "paid")
-    assert wait_for(lambda: stack.order(gone["number"])["status"] == "needs_attention")
     assert wait_for(lambda: stack.order(rival["number"])["status"] == "paid")
+    assert wait_for(lambda: stack.order(gone["number"])["status"] == "refunded")
+    refunded = stack.order(gone["number"])
+    assert refunded["refunded_amount"] == refunded["paid_amount"] == 5000
+    assert [e["to_status"] for e in refunded["events"]][-2:] == ["needs_attention", "refunded"]
+    ledger = stack.gateway.api("GET", f"/v1/payments/{gone['number']}")
+    assert (ledger["status"], ledger["refunded_amount"]) == ("refunded", 5000)
     levels = stack.levels()
-    assert (
-        levels["ONE"]["available"] == 0 and levels["ONE"]["sold_unshipped"] == 1
-    )  # never oversold
+    assert (levels["ONE"]["available"], levels["ONE"]["sold_unshipped"]) == (0, 1)  # not oversold
     assert levels["TWO"]["sold_unshipped"] == 1
     assert stack.cli("stock", "audit").returncode == 0
-    refund = stack.http.post(
-        f"{stack.shop.url}/api/v1/admin/orders/{gone['number']}/refund", headers=stack.admin
-    )
-    assert refund.status_code == 200 and refund.json()["status"] == "refunded"
 
 
 def test_one_reconcile_pass_settles_every_stuck_order_batch_after_batch(make_stack):

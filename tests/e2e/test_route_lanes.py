@@ -26,8 +26,6 @@ from ecshop.resources.middleware import ADMIN, ALWAYS_OPEN, lane_of
 from ecshop.resources.openapi import METHODS
 from ecshop.store import open_store
 
-pytestmark = pytest.mark.e2e
-
 
 def routes(tmp_path: Path) -> Iterator[tuple[str, str, str]]:
     """``(method, path, lane)`` for every responder of the app's route table, with each

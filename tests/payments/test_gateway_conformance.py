@@ -32,7 +32,10 @@ def shipped(name: str, **settings: str) -> object:
 class TestSandboxGateway(GatewayConformance):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[GatewayHarness]:
-        yield from sandbox_harness(tmp_path, gateway_class=type(shipped("sandbox")))
+        yield from sandbox_harness(
+            tmp_path,
+            gateway_class=type(shipped("sandbox", url="http://127.0.0.1:9", secret="s" * 32)),
+        )
 
 
 class TestCashOnDelivery(OfflineGatewayConformance):

@@ -40,16 +40,21 @@ class OrderMirror:
         self.store = store
         self.engine = engine
 
-    def place(self, number: str, lines: Iterable[tuple[str, int]], *, ttl: float = 600) -> None:
+    def place(
+        self, number: str, lines: Iterable[tuple[str, int]], *, ttl: float | None = 600
+    ) -> None:
+        """A hold with a ``ttl`` is an offline order's (``accepted``, its pay window);
+        ``ttl=None`` is a gateway order's (``pending_payment``, held until released)."""
         lines = list(lines)
         self.engine.reserve(number, lines, ttl=ttl)
         now = time.time()
+        status = "pending_payment" if ttl is None else "accepted"
         with self.store.tx() as tx:
             tx.execute(
                 "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, "
                 "subtotal, total, customer_json, hold_expires_at, created_at, updated_at) "
-                "VALUES (?, 't', 'pending_payment', 'held', 'sandbox', 'JPY', 0, 0, '{}', ?, ?, ?)",
-                (number, now + ttl, now, now),
+                "VALUES (?, 't', ?, 'held', 'sandbox', 'JPY', 0, 0, '{}', ?, ?, ?)",
+                (number, status, now + (ttl or 900), now, now),
             )
             tx.executemany(
                 "INSERT INTO order_lines (order_number, line_no, sku, name, unit_price, qty, "

@@ -224,3 +224,35 @@ def test_ship_needs_a_sale(shelf: Any, mirror: OrderMirror) -> None:
     mirror.ship("o1")
     shelf.ship("o1", actor="test")  # shipped before: nothing more happens
     assert lv(shelf, "TEA") == Levels(4, 4, 0, 0)
+
+
+def test_a_hold_until_released_is_never_reclaimed(
+    shelf: Any, mirror: OrderMirror, engine_kind: str
+) -> None:
+    """A gateway order's hold (``ttl=None``): its buyer may have paid, so neither a later
+    reserve, the sweep nor a rebuild gives its units back; only release() does. A timed
+    hold beside it expires as before."""
+    mirror.place("gw", [("CUP", 2)], ttl=None)  # CUP: the shelf's 2 units
+    mirror.place("offline", [("TEA", 5)], ttl=60)
+    expire_hold(shelf, mirror.store, "offline")
+    with pytest.raises(InsufficientStock):
+        shelf.reserve("next", [("CUP", 1)], ttl=60)
+    assert shelf.sweep() == 1  # the expired offline hold only
+    assert lv(shelf, "TEA") == Levels(5, 5, 0, 0)
+    if engine_kind == "redis":
+        shelf.client.delete(f"{shelf.prefix}epoch")  # Redis lost its data
+        shelf.rebuild()
+    assert lv(shelf, "CUP") == Levels(2, 0, 2, 0)
+    assert shelf.audit() == []
+    assert shelf.release("gw") is True
+    shelf.reserve("next", [("CUP", 1)], ttl=60)
+    assert lv(shelf, "CUP") == Levels(2, 1, 1, 0)
+
+
+def test_a_hold_until_released_commits_whenever_the_payment_comes(
+    shelf: Any, mirror: OrderMirror
+) -> None:
+    mirror.place("gw", [("TEA", 1)], ttl=None)
+    shelf.sweep()
+    assert mirror.pay("gw") is True
+    assert lv(shelf, "TEA") == Levels(5, 4, 0, 1)

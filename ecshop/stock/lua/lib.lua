@@ -8,6 +8,9 @@
 --   P.."exp"        zset     every held token, scored by expiry (ms)
 -- NOTE: the empty field name marks the state because a SKU is never empty.
 
+-- The expiry score of a hold that lasts until released: ecshop.stock._types.NEVER in ms.
+local NEVER_MS = 4000000000000000
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

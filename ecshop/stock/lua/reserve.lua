@@ -6,7 +6,8 @@
 -- KEYS[3+n+i]        P.."x:"..sku_i    expiry index of line i's SKU
 -- ARGV[1]            P, the key prefix (reaches the SKUs of expired holds reclaimed here)
 -- ARGV[2]            token
--- ARGV[3]            time to live of the hold in ms
+-- ARGV[3]            time to live of the hold in ms; 0 = until released (scored at
+--                    NEVER_MS, so no later reserve or sweep reclaims it)
 -- ARGV[3+2i-1], ARGV[3+2i]   sku_i, qty_i
 -- Returns {0} held (also when the token already holds or has bought: idempotent),
 --         {1, sku, requested, available, ...} for every line short of stock (nothing held),
@@ -90,7 +91,8 @@ if #short > 0 then
   table.insert(short, 1, 1)
   return short
 end
-local expires = now + ttl
+local expires = NEVER_MS
+if ttl > 0 then expires = now + ttl end
 local fields = {'', 'h'}
 for i = 1, n do
   local sku, qty = ARGV[2 + 2 * i], tonumber(ARGV[3 + 2 * i])
