@@ -176,9 +176,11 @@ def header(name: str, schema: Schema, *, description: str = "") -> Param:
     return Param(name, "header", schema, description=description)
 
 
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+LIMIT: Schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}
 PAGING = (
-    query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
-          description="page size (1 to 500, default 50)"),
+    query("limit", LIMIT, description=f"page size (1 to {MAX_LIMIT}, default {DEFAULT_LIMIT})"),
     query("after", {"type": "string", "minLength": 1, "maxLength": 255},
           description="the next_after cursor of the previous page"),
 )  # fmt: skip

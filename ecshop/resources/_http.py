@@ -1,5 +1,5 @@
-"""Small HTTP helpers shared by the resources: bounded bodies (chunked ones too), strict
-JSON, money."""
+"""Small HTTP helpers shared by the resources: bounded bodies (chunked ones too), the
+JSON media type, strict JSON text, JSON answers."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import falcon
 
 from ecshop.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 DEFAULT_MAX_BODY = 1024 * 1024
 MAX_DEPTH = 32
 # Past the limit, up to this much more of a chunked body is read and dropped, so the
@@ -124,21 +122,6 @@ def parse_json(raw: bytes) -> Any:
         return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {str(exc)[:200]}") from exc
-
-
-def read_json(req: falcon.Request, max_body: int) -> dict[str, Any]:
-    """The request body as a JSON object, read with a hard size bound.
-
-    Raises:
-        UnsupportedMediaType: the Content-Type is not application/json.
-        PayloadTooLarge: the body is larger than ``max_body`` bytes.
-        BadRequest: the body is empty, not UTF-8, not JSON, too deep or not an object.
-    """
-    require_json(req)
-    data = parse_json(read_body(req, max_body))
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    return data
 
 
 def send_json(resp: falcon.Response, body: Any, status: str | int = falcon.HTTP_200) -> None:
