@@ -17,6 +17,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from ecshop.app import create_app
 from ecshop.config import load_config
+from ecshop.resources._declare import operation_of
+from ecshop.resources.openapi import METHODS
 from ecshop.store import open_store
 
 TOKEN = "t0ken-for-contract-tests"
@@ -66,6 +68,16 @@ def test_every_operation_keeps_its_declaration(app):
         takes_input = {"parameters", "requestBody"} & set(operation.definition.raw)
         for mode in MODES if takes_input else MODES[:1]:  # nothing to get wrong
             fuzz(operation, mode)
+
+
+def test_every_responder_is_declared(app):
+    undeclared = [
+        (path, name)
+        for path, resource, suffix in app.route_table
+        for name in (f"on_{m}" + (f"_{suffix}" if suffix else "") for m in METHODS)
+        if hasattr(resource, name) and operation_of(getattr(resource, name)) is None
+    ]
+    assert undeclared == [], "add @declare (ecshop.resources._declare) to these responders"
 
 
 def test_the_document_declares_bodies_and_parameters_the_app_enforces(app):

@@ -89,9 +89,9 @@ def _request_body(op: Operation) -> dict[str, Any] | None:
 
 
 def _operation(path: str, method: str, responder: Any) -> dict[str, Any]:
-    op = operation_of(responder)
-    if op is None:
-        raise TypeError(f"{method.upper()} {path} has no @declare declaration")
+    # NOTE: a responder without @declare is still listed (with no parameters, body or
+    # answers), so the document never fails; the tests require every one declared.
+    op = operation_of(responder) or Operation()
     doc = inspect.getdoc(responder) or ""
     out: dict[str, Any] = {
         "operationId": f"{method}_{re.sub(r'[^a-zA-Z0-9]+', '_', path).strip('_')}",
