@@ -24,7 +24,8 @@ from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
-from ecshop.resources import errors, orders, payments, products, service, storefront
+from ecshop.resources import errors, orders, payments, products, service, static, storefront
+from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
     MaintenanceGate,
@@ -153,6 +154,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     )
     app = ShopApp(
         middleware=[
+            RequestContext(shop.config),
             ResponseCounter(counters, published),
             shedder,
             RequestGuard(shop.config),
@@ -163,7 +165,9 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
 
-    app.add_route("/", storefront.Storefront(shop))
+    assets = static.StaticFiles()
+    app.add_route("/", storefront.Storefront(shop, assets))
+    app.add_route("/static/{name}", assets)
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
     app.add_route("/api/v1/checkout", orders.Checkout(shop))

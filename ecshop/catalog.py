@@ -6,76 +6,45 @@ archives (``deleted_at``) and the storefront stops showing it.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ecshop.errors import Conflict, NotFound, ValidationError
+from ecshop.schema import (
+    COUNT,
+    CURRENCY,
+    DESCRIPTION,
+    FLAG,
+    NAME,
+    PRICE,
+    SKU,
+    Schema,
+    obj,
+    validate,
+)
 from ecshop.store import DuplicateKey, Store, Tx
 
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-MAX_NAME = 255
-MAX_DESCRIPTION = 20_000
-MAX_PRICE = 10**12
 COLUMNS = "sku, name, description, price, currency, active, created_at, updated_at"
-
-
-def _check_sku(sku: Any) -> str:
-    if not isinstance(sku, str) or not SKU_RE.match(sku):
-        raise ValidationError(
-            "sku must be 1 to 64 characters: letters, digits, '.', '_' or '-'", field="sku"
-        )
-    return sku
+#: What a product may be given: the admin API declares these, the importer checks rows
+#: with the same field rules.
+EDITABLE: dict[str, Schema] = {"name": NAME, "description": DESCRIPTION, "price": PRICE,
+                               "currency": CURRENCY, "active": FLAG}  # fmt: skip
+NEW_PRODUCT = obj({"sku": SKU, "name": NAME, "price": PRICE}, {**EDITABLE, "on_hand": COUNT})
+PRODUCT_CHANGE = obj({}, {"sku": SKU, **EDITABLE})
 
 
 def _check_fields(data: Mapping[str, Any], currency: str, *, partial: bool) -> dict[str, Any]:
-    allowed = {"sku", "name", "description", "price", "currency", "active", "on_hand"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ValidationError(f"unknown field: {unknown[0]}", field=unknown[0])
-    out: dict[str, Any] = {}
-    if "name" in data or not partial:
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-            raise ValidationError(
-                f"name must be a non-empty string of at most {MAX_NAME} characters", field="name"
-            )
-        out["name"] = name
-    if "description" in data:
-        desc = data["description"]
-        if not isinstance(desc, str) or len(desc) > MAX_DESCRIPTION:
-            raise ValidationError(
-                f"description must be a string of at most {MAX_DESCRIPTION} characters",
-                field="description",
-            )
-        out["description"] = desc
-    if "price" in data or not partial:
-        price = data.get("price")
-        if type(price) is not int or not 0 <= price <= MAX_PRICE:
-            raise ValidationError(
-                "price must be a non-negative integer in minor units", field="price"
-            )
-        out["price"] = price
-    if "currency" in data:
-        if data["currency"] != currency:
-            raise ValidationError(
-                f"currency must be the shop's currency, {currency}", field="currency"
-            )
-    if "active" in data:
-        if not isinstance(data["active"], bool):
-            raise ValidationError("active must be true or false", field="active")
-        out["active"] = data["active"]
-    if "on_hand" in data:
-        if partial:
-            raise ValidationError(
-                "change stock through /api/v1/admin/stock, not the product", field="on_hand"
-            )
-        on_hand = data["on_hand"]
-        if type(on_hand) is not int or on_hand < 0:
-            raise ValidationError("on_hand must be a non-negative integer", field="on_hand")
-        out["on_hand"] = on_hand
-    return out
+    if partial and "on_hand" in data:
+        raise ValidationError(
+            "change stock through /api/v1/admin/stock, not the product", field="on_hand"
+        )
+    validate(dict(data), PRODUCT_CHANGE if partial else NEW_PRODUCT)
+    if "name" in data and not data["name"].strip():
+        raise ValidationError(f"name must be {NAME['description']}", field="name")
+    if "currency" in data and data["currency"] != currency:
+        raise ValidationError(f"currency must be the shop's currency, {currency}", field="currency")
+    return {k: v for k, v in data.items() if k not in ("sku", "currency")}
 
 
 def render(row: Mapping[str, Any], available: int | None = None) -> dict[str, Any]:
@@ -140,8 +109,8 @@ def create_product(
         ValidationError: a field is missing or malformed.
         Conflict: the SKU exists (archived SKUs are not reused).
     """
-    sku = _check_sku(data.get("sku"))
     fields = _check_fields(data, currency, partial=False)
+    sku = str(data["sku"])
     now = time.time()
     try:
         with store.tx() as tx:

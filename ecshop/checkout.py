@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -16,17 +15,30 @@ from typing import Any
 from ecshop.errors import (
     GatewayUnavailable,
     IdempotencyMismatch,
+    InternalError,
     NotFound,
     ShopError,
     Unavailable,
     ValidationError,
 )
 from ecshop.orders import PENDING, OrderService, lines_of, load
+from ecshop.schema import EMAIL, QTY, SKU, obj, validate
 from ecshop.stockcore import core
 from ecshop.store import DuplicateKey, Store, Tx
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
 MAX_CUSTOMER_JSON = 4096
+MAX_LINES = 100
+#: The checkout body (``POST /api/v1/checkout`` declares and documents it).
+CART = obj({
+    "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES,
+              "items": obj({"sku": SKU, "qty": QTY}),
+              "description": f"a list of 1 to {MAX_LINES} {{sku, qty}}"},
+    "customer": obj({"email": EMAIL}, {"name": {
+        "type": "string", "maxLength": 255, "description": "a string of at most 255 characters"}},
+        closed=False),
+    "gateway": {"type": "string", "minLength": 1, "maxLength": 64,
+                "description": "the name of a payment gateway"},
+})  # fmt: skip
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 SCOPE = "checkout"
 
@@ -61,36 +73,13 @@ def request_hash(body: dict[str, Any]) -> str:
 
 def parse_cart(body: dict[str, Any]) -> Cart:
     """The cart of a checkout body, or a ValidationError naming the first bad field."""
-    raw_lines = body.get("lines")
-    if not isinstance(raw_lines, list) or not raw_lines:
-        raise ValidationError("lines must be a non-empty list of {sku, qty}", field="lines")
-    pairs = []
-    for i, line in enumerate(raw_lines):
-        if not isinstance(line, dict) or set(line) - {"sku", "qty"}:
-            raise ValidationError(f"lines[{i}] must be an object with sku and qty", field="lines")
-        pairs.append((line.get("sku"), line.get("qty")))
-    lines = core.canonicalize_lines(pairs)
-    customer = body.get("customer")
-    if not isinstance(customer, dict):
-        raise ValidationError("customer must be an object with at least an email", field="customer")
-    email = customer.get("email")
-    if not isinstance(email, str) or not EMAIL_RE.match(email):
-        raise ValidationError("customer.email must be an email address", field="customer.email")
-    if "name" in customer and (
-        not isinstance(customer["name"], str) or len(customer["name"]) > 255
-    ):
-        raise ValidationError(
-            "customer.name must be a string of at most 255 characters", field="customer.name"
-        )
+    validate(body, CART)
+    lines = core.canonicalize_lines([(line["sku"], line["qty"]) for line in body["lines"]])
+    customer = body["customer"]
     customer_json = json.dumps(customer, ensure_ascii=False)
     if len(customer_json) > MAX_CUSTOMER_JSON:
         raise ValidationError(f"customer is over {MAX_CUSTOMER_JSON} characters", field="customer")
-    gateway = body.get("gateway")
-    if not isinstance(gateway, str) or not gateway:
-        raise ValidationError("gateway must name a payment gateway", field="gateway")
-    unknown = sorted(set(body) - {"lines", "customer", "gateway"})
-    if unknown:
-        raise ValidationError(f"unknown field: {unknown[0]}", field=unknown[0])
+    gateway = body["gateway"]
     return Cart(lines, customer, customer_json, gateway)
 
 
@@ -275,6 +264,8 @@ class CheckoutService:
         subtotal = sum(line["line_total"] for line in priced)
         cart = {"lines": priced, "customer": customer, "gateway": gateway}
         errors = self.hooks.apply_filters("checkout_validate", [], cart)
+        if not isinstance(errors, list):
+            raise InternalError("checkout_validate did not return a list", hook="checkout_validate")
         if errors:
             raise ValidationError(str(errors[0]), errors=[str(e) for e in errors])
         totals = self.hooks.apply_filters(
@@ -282,9 +273,12 @@ class CheckoutService:
             {"subtotal": subtotal, "shipping": 0, "total": subtotal, "currency": self.currency},
             cart,
         )
-        shipping, total = int(totals.get("shipping", 0)), int(totals["total"])
+        try:
+            shipping, total = int(totals.get("shipping", 0)), int(totals["total"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise InternalError("cart_totals returned no usable total", hook="cart_totals") from exc
         if total < 0 or shipping < 0:
-            raise ShopError("cart_totals produced a negative total")
+            raise InternalError("cart_totals produced a negative total", hook="cart_totals")
         return subtotal, shipping, total
 
     def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer_json: str,

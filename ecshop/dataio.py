@@ -8,7 +8,9 @@ MariaDB), so every order has its lines and every hold its order. It is dialect-n
 an export of the embedded SQLite shop imports into MariaDB and back.
 
 An import goes into an empty database at the same schema version, in one transaction:
-a truncated or damaged file changes nothing.
+a truncated or damaged file changes nothing, and neither does a row that breaks the
+shop's rules (``ecshop._rows``: the API's own field rules): the error names its table,
+row and field.
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from ecshop.errors import BadRequest, Conflict
+from ecshop._rows import RowChecker
+from ecshop.errors import BadRequest, Conflict, ShopError
 from ecshop.store import Store, Tx
 
 FORMAT = "ecshop-export"
 FORMAT_VERSION = 1
 # In foreign-key order. Leases are runtime state and are not carried over.
 TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "orders",
-          "order_lines", "order_events", "payments_journal", "idempotency_keys")  # fmt: skip
+          "order_lines", "order_events", "payments_journal", "order_refunds",
+          "idempotency_keys")  # fmt: skip
 CHUNK = 500
 
 
@@ -90,12 +94,12 @@ def read_header(path: str | Path) -> dict[str, Any]:
 def _header(src: IO[str]) -> dict[str, Any]:
     try:
         header = json.loads(src.readline())
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, RecursionError) as exc:
         raise BadRequest(f"not an ecshop export: {exc}") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise BadRequest("not an ecshop export (no ecshop-export header)")
     if header.get("format_version") != FORMAT_VERSION:
-        raise BadRequest(f"export format {header.get('format_version')} is not supported")
+        raise BadRequest(f"export format {header.get('format_version')!r} is not supported")
     return header
 
 
@@ -118,7 +122,7 @@ def verify(path: str | Path) -> dict[str, int]:
                         counts[table] = 0
                     continue
                 counts[table] += 1
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, RecursionError) as exc:
         raise BadRequest(f"the export file is damaged: {exc}") from exc
     raise BadRequest("the export has no end marker: it was cut short")
 
@@ -134,7 +138,9 @@ def import_(store: Store, path: str | Path) -> dict[str, int]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as src, store.tx() as tx:
             header = _header(src)
-            if int(header["schema_version"]) != current:
+            if type(header.get("schema_version")) is not int:
+                raise BadRequest("the export's header has no schema version")
+            if header["schema_version"] != current:
                 raise BadRequest(
                     f"the export is at schema version {header['schema_version']}, this database "
                     f"at {current}: run the same ecshop version on both sides"
@@ -145,7 +151,7 @@ def import_(store: Store, path: str | Path) -> dict[str, int]:
                         f"the database is not empty ({table} has rows): import into a new one"
                     )
             counts = _import_tables(tx, _records(src))
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, RecursionError) as exc:
         raise BadRequest(f"the export file is damaged: {exc}") from exc
     return counts
 
@@ -168,8 +174,19 @@ def _columns(tx: Tx, record: dict[str, Any]) -> list[str]:
     return [str(c) for c in columns]
 
 
+def _insert(tx: Tx, sql: str, table: str, batch: list[list[Any]]) -> None:
+    try:
+        tx.executemany(sql, batch)
+    except ShopError:
+        raise
+    except Exception as exc:  # a driver's constraint error: one line, not a traceback
+        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise BadRequest(f"table {table}: the database refused a row: {reason}") from exc
+
+
 def _import_tables(tx: Tx, records: Iterator[Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
+    checker = RowChecker()
     for record in records:
         if isinstance(record, dict) and record.get("end_of_export"):
             if record.get("counts") != counts:
@@ -178,8 +195,11 @@ def _import_tables(tx: Tx, records: Iterator[Any]) -> dict[str, int]:
                 )
             return counts
         if not (isinstance(record, dict) and record.get("table") in TABLES):
-            raise BadRequest(f"unexpected line in the export: {str(record)[:100]}")
+            raise BadRequest(f"unexpected line in the export: {str(record)[:100]!r}")
         table, columns = str(record["table"]), _columns(tx, record)
+        if table in counts:
+            raise BadRequest(f"table {table} appears twice in the export")
+        checker.columns(table, columns)
         sql = (f"INSERT INTO {table} ({', '.join(f'`{c}`' for c in columns)}) "
                f"VALUES ({', '.join('?' for _ in columns)})")  # fmt: skip
         batch: list[list[Any]] = []
@@ -189,15 +209,16 @@ def _import_tables(tx: Tx, records: Iterator[Any]) -> dict[str, int]:
                 if row.get("end") != table or row.get("rows") != count + len(batch):
                     raise BadRequest(f"table {table} in the export is incomplete")
                 break
+            checker.row(table, columns, row, count + len(batch) + 1)
             batch.append(row)
             if len(batch) >= CHUNK:
-                tx.executemany(sql, batch)
+                _insert(tx, sql, table, batch)
                 count += len(batch)
                 batch = []
         else:
             raise BadRequest(f"the export ends inside table {table}")
         if batch:
-            tx.executemany(sql, batch)
+            _insert(tx, sql, table, batch)
             count += len(batch)
         counts[table] = count
     raise BadRequest("the export has no end marker: it was cut short")

@@ -100,6 +100,20 @@ class PayloadTooLarge(ShopError):
     status = 413
 
 
+class UnsupportedMediaType(ShopError):
+    """The request body is not in the media type the endpoint takes (JSON endpoints)."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
+class InternalError(ShopError):
+    """Something inside the shop or a plugin went wrong; the client only sees a generic
+    message with the request id, the log has the details."""
+
+    code = "internal_error"
+
+
 class Unavailable(ShopError):
     """The shop cannot serve this now (database busy, stock engine rebuilding, shedding)."""
 

@@ -1,54 +1,127 @@
-"""Small HTTP helpers shared by the resources: bounded JSON bodies, paging, money."""
+"""Small HTTP helpers shared by the resources: bounded bodies (chunked ones too), the
+JSON media type, strict JSON text, JSON answers."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import falcon
 
-from ecshop.errors import BadRequest, PayloadTooLarge
+from ecshop.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
+DEFAULT_MAX_BODY = 1024 * 1024
+MAX_DEPTH = 32
+# Past the limit, up to this much more of a chunked body is read and dropped, so the
+# client still reads the 413 instead of a connection reset.
+DRAIN = 256 * 1024
+
+_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_PAIR = re.compile(rb"[\[{][\]}]")
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
 
 
-def read_json(req: falcon.Request, max_body: int) -> dict[str, Any]:
-    """The request body as a JSON object, read with a hard size bound.
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is over the limit of {limit} bytes", limit=limit)
+
+
+def read_body(req: falcon.Request, limit: int) -> bytes:
+    """The raw request body, at most ``limit`` bytes.
+
+    A body with a Content-Length is read through Falcon's bounded stream; one without
+    (``Transfer-Encoding: chunked``) straight from the server's input, which gunicorn
+    ends at the last chunk (``wsgi.input_terminated``). A server that cannot say where
+    the body ends gives an empty one rather than a read that never returns.
 
     Raises:
-        PayloadTooLarge: the body is larger than ``max_body`` bytes.
-        BadRequest: the body is empty, not UTF-8, not JSON or not an object.
+        PayloadTooLarge: the body is longer than ``limit``.
     """
-    if req.content_length is not None and req.content_length > max_body:
-        raise PayloadTooLarge(f"request body is over the limit of {max_body} bytes", limit=max_body)
-    raw = req.bounded_stream.read(max_body + 1)
-    if len(raw) > max_body:
-        raise PayloadTooLarge(f"request body is over the limit of {max_body} bytes", limit=max_body)
+    if req.content_length is not None:
+        if req.content_length > limit:
+            raise _too_large(limit)
+        raw = req.bounded_stream.read(limit + 1)
+    elif req.env.get("wsgi.input_terminated"):
+        raw = req.stream.read(limit + 1)
+        if len(raw) > limit:
+            req.stream.read(DRAIN)
+    else:
+        raw = b""
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return bytes(raw)
+
+
+def has_body(req: falcon.Request) -> bool:
+    """Whether the request says it carries a body (a length above 0, or chunked)."""
+    if req.content_length is not None:
+        return req.content_length > 0
+    return "chunked" in (req.get_header("Transfer-Encoding") or "").lower()
+
+
+def is_json(content_type: str | None) -> bool:
+    """``application/json``, with at most a ``charset=utf-8`` parameter."""
+    if not content_type:
+        return False
+    media, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media != "application/json":
+        return False
+    return all(p.replace('"', "") in ("charset=utf-8", "") for p in params)
+
+
+def require_json(req: falcon.Request) -> None:
+    """415 unless the request's Content-Type is JSON (a cross-site form cannot send it).
+
+    Raises:
+        UnsupportedMediaType: any other or no Content-Type.
+    """
+    if not is_json(req.content_type):
+        raise UnsupportedMediaType(
+            f"this endpoint takes application/json, not {req.content_type or 'no Content-Type'}",
+            content_type=req.content_type,
+        )
+
+
+def nesting_depth_over(raw: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than ``limit``.
+
+    PERF: strings are cut out and every other byte but brackets dropped by the regex and
+    bytes engines; each pass then removes the innermost pairs, so at most ``limit + 1``
+    passes over the brackets decide it without parsing (Python's parser would recurse, and fail with
+    a RecursionError, on 100,000 ``[``).
+    """
+    brackets = _STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    for passes in range(limit + 1):
+        if not brackets:
+            return False
+        shorter = _PAIR.sub(b"", brackets)
+        if len(shorter) == len(brackets):
+            # Unbalanced (not JSON): what is left is closers then openers, each opener
+            # around the ``passes`` levels already removed.
+            openers = len(brackets) - brackets.count(b"]") - brackets.count(b"}")
+            return openers + passes > limit
+        brackets = shorter
+    return True
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON text (UTF-8, no NaN or Infinity, nested at most ``MAX_DEPTH`` deep).
+
+    Raises:
+        BadRequest: empty, not UTF-8, not JSON, or nested too deeply.
+    """
     if not raw.strip():
         raise BadRequest("request body is empty; expected a JSON object")
+    if nesting_depth_over(raw):
+        raise BadRequest(f"request body nests lists or objects deeper than {MAX_DEPTH} levels")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("request body must be a JSON object")
-    return data
-
-
-def paging(req: falcon.Request) -> tuple[int, str | None]:
-    """``limit`` (1..500, default 50) and ``after`` from the query string."""
-    raw = req.get_param("limit")
-    if raw is None:
-        limit = DEFAULT_LIMIT
-    else:
-        try:
-            limit = int(raw)
-        except ValueError as exc:
-            raise BadRequest("limit must be an integer", param="limit") from exc
-        if not 1 <= limit <= MAX_LIMIT:
-            raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", param="limit")
-    return limit, req.get_param("after") or None
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {str(exc)[:200]}") from exc
 
 
 def send_json(resp: falcon.Response, body: Any, status: str | int = falcon.HTTP_200) -> None:

@@ -10,13 +10,18 @@ from typing import Any
 
 import falcon
 
-from ecshop.errors import PayloadTooLarge, ValidationError
-from ecshop.resources._http import paging, read_json, send_json
+from ecshop.errors import PayloadTooLarge
+from ecshop.resources._declare import PAGING, declare, ok, page_of, path, query
+from ecshop.resources._http import DEFAULT_MAX_BODY, read_body, send_json
+from ecshop.resources._shapes import AUDIT, IMPORT_DIFF, REBUILT, STOCK_ITEM
+from ecshop.schema import COUNT, DELTA, SKU, TEXT, obj
 from ecshop.stock._types import Levels
 from ecshop.stock.counts import parse_counts_csv
 
-DEFAULT_MAX_BODY = 1024 * 1024
 MAX_CSV = 16 * 1024 * 1024
+SKU_PATH = (path("sku", SKU),)
+ADJUSTMENT = obj({"delta": DELTA, "reason": TEXT})
+COUNTED = obj({"on_hand": COUNT, "expected_on_hand": COUNT}, {"reason": TEXT})
 
 
 def _actor(req: falcon.Request) -> str:
@@ -25,15 +30,6 @@ def _actor(req: falcon.Request) -> str:
 
 def _item(sku: str, levels: Levels) -> dict[str, Any]:
     return {"sku": sku, **levels.to_dict()}
-
-
-def _int_field(body: dict[str, Any], name: str, *, required: bool = True) -> Any:
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if type(value) is not int:
-        raise ValidationError(f"{name} must be an integer", field=name)
-    return value
 
 
 class _Resource:
@@ -45,8 +41,10 @@ class _Resource:
 class StockList(_Resource):
     """``GET /api/v1/admin/stock``: levels per SKU, paged by SKU."""
 
+    @declare(params=PAGING, answers=(ok(page_of(STOCK_ITEM), "a page of levels"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        limit, after = paging(req)
+        """Levels per SKU: on hand, available, held and sold but not shipped."""
+        limit, after = req.context.params["limit"], req.context.params["after"]
         found, next_after = self.engine.page(after=after, limit=limit)
         send_json(
             resp,
@@ -57,11 +55,11 @@ class StockList(_Resource):
 class StockAdjust(_Resource):
     """``POST /api/v1/admin/stock/{sku}/adjust`` ``{"delta": -2, "reason": "damaged"}``."""
 
+    @declare(params=SKU_PATH, body=ADJUSTMENT, answers=(ok(STOCK_ITEM, "the new levels"),))
     def on_post(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
-        body = read_json(req, self.max_body)
-        delta = _int_field(body, "delta")
-        reason = body.get("reason")
-        levels = self.engine.adjust(sku, delta, reason=reason, actor=_actor(req))
+        """Move on_hand by a delta, with a reason."""
+        body = req.context.body
+        levels = self.engine.adjust(sku, body["delta"], reason=body["reason"], actor=_actor(req))
         send_json(resp, _item(sku, levels))
 
 
@@ -69,20 +67,22 @@ class StockItem(_Resource):
     """``GET``/``PUT /api/v1/admin/stock/{sku}``; PUT ``{"on_hand": 40, "expected_on_hand": 42}``
     sets a count, 409 when the base is stale."""
 
+    @declare(params=SKU_PATH, answers=(ok(STOCK_ITEM, "the levels"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
+        """The levels of one SKU."""
         found = self.engine.levels([sku])
         if sku not in found:
             raise falcon.HTTPNotFound()
         send_json(resp, _item(sku, found[sku]))
 
+    @declare(params=SKU_PATH, body=COUNTED, answers=(ok(STOCK_ITEM, "the new levels"),))
     def on_put(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
-        body = read_json(req, self.max_body)
-        on_hand = _int_field(body, "on_hand")
-        expected = _int_field(body, "expected_on_hand")
-        reason = body.get("reason", "count")
+        """Set on_hand from a count; 409 when expected_on_hand is no longer true."""
+        body = req.context.body
         levels = self.engine.set_on_hand(
-            sku, on_hand, expected_on_hand=expected, actor=_actor(req), reason=reason
-        )
+            sku, body["on_hand"], expected_on_hand=body["expected_on_hand"], actor=_actor(req),
+            reason=body.get("reason", "count"),
+        )  # fmt: skip
         send_json(resp, _item(sku, levels))
 
 
@@ -93,13 +93,17 @@ class StockImport(_Resource):
     the diff and changes nothing; otherwise every row is applied or none is.
     """
 
+    @declare(params=(query("dry_run", {"type": "boolean", "default": False}),),
+             raw_body="text/csv", answers=(ok(IMPORT_DIFF, "the diff, applied or not"),))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        dry_run = req.get_param_as_bool("dry_run", default=False)
-        if req.content_length is not None and req.content_length > MAX_CSV:
-            raise PayloadTooLarge(f"the CSV is over the limit of {MAX_CSV} bytes", limit=MAX_CSV)
-        raw = req.bounded_stream.read(MAX_CSV + 1)
-        if len(raw) > MAX_CSV:
-            raise PayloadTooLarge(f"the CSV is over the limit of {MAX_CSV} bytes", limit=MAX_CSV)
+        """Import counts from CSV sku,on_hand[,expected_on_hand]; all rows or none."""
+        dry_run = req.context.params["dry_run"]
+        try:
+            raw = read_body(req, MAX_CSV)
+        except PayloadTooLarge as exc:
+            raise PayloadTooLarge(
+                f"the CSV is over the limit of {MAX_CSV} bytes", limit=MAX_CSV
+            ) from exc
         rows = parse_counts_csv(raw)
         diff = self.engine.import_counts(rows, dry_run=bool(dry_run), actor=_actor(req))
         send_json(resp, {"dry_run": bool(dry_run), "applied": not dry_run, "items": diff})
@@ -108,7 +112,9 @@ class StockImport(_Resource):
 class StockAudit(_Resource):
     """``GET /api/v1/admin/stock/audit``: drift between the engine and the database."""
 
+    @declare(answers=(ok(AUDIT, "the drift, empty when consistent"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Drift between the stock engine and the database."""
         drift = self.engine.audit()
         send_json(resp, {"items": drift, "next_after": None, "consistent": not drift})
 
@@ -116,7 +122,9 @@ class StockAudit(_Resource):
 class StockRebuild(_Resource):
     """``POST /api/v1/admin/stock/rebuild``: recompute the engine from the database."""
 
+    @declare(answers=(ok(REBUILT, "rebuilt"),))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Recompute the stock engine from the database."""
         self.engine.rebuild()
         drift = self.engine.audit()
         send_json(resp, {"rebuilt": True, "drift": drift, "consistent": not drift})

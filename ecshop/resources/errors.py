@@ -10,6 +10,7 @@ from typing import Any
 import falcon
 
 from ecshop.errors import ShopError
+from ecshop.resources.context import request_id
 
 log = logging.getLogger("ecshop.http")
 
@@ -25,15 +26,32 @@ def _write(resp: falcon.Response, status: int, body: dict[str, Any]) -> None:
     resp.text = json.dumps({"error": body}, ensure_ascii=False)
 
 
+def _internal(req: falcon.Request, resp: falcon.Response, exc: Exception) -> None:
+    """500 with a generic body and the request id; the details go to the log only (a
+    plugin's or a driver's text is no business of the client's)."""
+    rid = request_id(req)
+    log.error("request %s: %s %s failed", rid, req.method, req.path, exc_info=exc)
+    _write(resp, 500, {
+        "code": "internal_error", "request_id": rid,
+        "message": f"the shop hit an unexpected error; quote request id {rid} when reporting it",
+    })  # fmt: skip
+
+
 def handle_shop_error(
     req: falcon.Request, resp: falcon.Response, exc: ShopError, params: Any
 ) -> None:
-    """A domain error: its code, message and details, with its status."""
-    if exc.status >= 500:
-        log.warning("%s %s: %s: %s", req.method, req.path, exc.code, exc.message)
+    """A domain error: its code, message and details, with its status (a 500 is generic)."""
+    if exc.status == 500:
+        _internal(req, resp, exc)
+        return
+    body = exc.to_dict()
+    if exc.status > 500:
+        body["request_id"] = request_id(req)
+        log.warning("request %s: %s %s: %s: %s", body["request_id"], req.method, req.path,
+                    exc.code, exc.message)  # fmt: skip
     if exc.retry_after is not None and exc.status in (429, 503):
         resp.set_header("Retry-After", str(exc.retry_after))
-    _write(resp, exc.status, exc.to_dict())
+    _write(resp, exc.status, body)
 
 
 def serialize_http_error(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError) -> None:
@@ -53,8 +71,7 @@ def handle_unexpected(
             resp.set_header(name, value)
         serialize_http_error(req, resp, exc)
         return
-    log.exception("unhandled error on %s %s", req.method, req.path)
-    _write(resp, 500, {"code": "internal_error", "message": "the shop hit an unexpected error"})
+    _internal(req, resp, exc)
 
 
 def install(app: falcon.App) -> None:

@@ -9,9 +9,27 @@ from typing import Any
 
 import falcon
 
-from ecshop.errors import BadRequest, IllegalTransition, NotFound, ValidationError
-from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, lines_of, load
-from ecshop.resources._http import paging, read_json, send_json
+from ecshop.checkout import CART
+from ecshop.errors import BadRequest, IllegalTransition, NotFound
+from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, lines_of, load
+from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
+from ecshop.resources._http import send_json
+from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
+from ecshop.schema import POSITIVE_MONEY, TEXT, TOKEN, obj
+
+ORDER_NUMBER = {"type": "string", "minLength": 1, "maxLength": 64,
+                "description": "an order number"}  # fmt: skip
+NUMBER_PATH = (path("number", ORDER_NUMBER),)
+#: The order's access token, in the query (``token=``) or the ``X-Order-Token`` header;
+#: a missing, empty or wrong one is the same 404 as an unknown order.
+ACCESS_TOKEN = {"type": "string", "maxLength": 255}
+ORDER_TOKEN = (
+    query("token", ACCESS_TOKEN, description="the order's access_token"),
+    header("X-Order-Token", ACCESS_TOKEN, description="the order's access_token"),
+)
+IDEMPOTENCY_KEY = header("Idempotency-Key", TOKEN,
+                         description="the same key and body return the same order")  # fmt: skip
+REFUND = obj({}, {"amount": POSITIVE_MONEY, "reason": TEXT})
 
 
 def iso(ts: float | None) -> str | None:
@@ -75,9 +93,11 @@ class Checkout:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=(IDEMPOTENCY_KEY,), body=CART,
+             answers=(ok(PLACED, "placed", 201), ok(PLACED, "the same Idempotency-Key and body")))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Place an order; it is committed before the gateway redirect is returned."""
-        body = read_json(req, self.shop.config.max_body)
+        body = req.context.body
         result = self.shop.checkout.place(
             body,
             gateways=self.shop.gateways,
@@ -99,6 +119,7 @@ class OrderStatus:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=(*NUMBER_PATH, *ORDER_TOKEN), answers=(ok(ORDER, "the order"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """The order's real state (needs its access token)."""
         order, lines = authorized_order(self.shop, req, number)
@@ -111,6 +132,7 @@ class OrderCancel:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=(*NUMBER_PATH, *ORDER_TOKEN), answers=(ok(ORDER, "cancelled"),))
     def on_post(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """The customer cancels an unpaid order; its stock comes back."""
         authorized_order(self.shop, req, number)
@@ -127,10 +149,12 @@ class AdminOrderList:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=(*PAGING, query("status", {"type": "string", "enum": list(STATUSES)})),
+             answers=(ok(page_of(ORDER), "a page of orders"),))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """List orders, newest number first within the page cursor."""
-        limit, after = paging(req)
-        status = req.get_param("status")
+        """List orders by number, a page after the cursor."""
+        limit, after = req.context.params["limit"], req.context.params["after"]
+        status = req.context.params["status"]
         where, params = [], []
         if status:
             where.append("status = ?")
@@ -156,6 +180,7 @@ class AdminOrderItem:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=NUMBER_PATH, answers=(ok(ORDER_DETAIL, "the order"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """One order with its lines, events and payment journal."""
         with self.shop.store.read() as tx:
@@ -184,10 +209,12 @@ class AdminOrderAction:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_ship(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Ship a paid order: on_hand decreases by the shipped quantities."""
         self._done(resp, self.shop.orders.ship(number, actor="admin").order)
 
+    @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Cancel an unpaid, accepted or paid order (a paid one is refunded and restocked)."""
         with self.shop.store.read() as tx:
@@ -214,17 +241,17 @@ class AdminOrderAction:
             return
         self._done(resp, change.order)
 
+    @declare(params=NUMBER_PATH, body=REFUND, body_required=False,
+             answers=(ok(ORDER, "the order after the refund"),))  # fmt: skip
     def on_post_refund(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Refund through the gateway, in full or in part (``{"amount": n}``)."""
-        body = read_json(req, self.shop.config.max_body) if req.content_length else {}
+        body = req.context.body or {}
         with self.shop.store.read() as tx:
             order = load(tx, number)
         outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
         amount = body.get("amount", outstanding)
-        if type(amount) is not int or amount <= 0:
-            raise ValidationError(
-                "amount must be a positive integer in minor units", field="amount"
-            )
+        if outstanding <= 0:
+            raise BadRequest("nothing is left to refund on this order", refundable=0)
         if amount > outstanding:
             raise BadRequest(f"amount {amount} is over what is left to refund ({outstanding})",
                              refundable=outstanding)  # fmt: skip
@@ -234,6 +261,7 @@ class AdminOrderAction:
         with self.shop.store.read() as tx:
             self._done(resp, load(tx, number))
 
+    @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_mark_paid(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Mark an offline order (cash on delivery, bank transfer) or a backordered one as paid.
 

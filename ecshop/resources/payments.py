@@ -8,10 +8,17 @@ from typing import Any
 
 import falcon
 
-from ecshop.errors import NotFound, PayloadTooLarge
+from ecshop.errors import NotFound
 from ecshop.orders import PENDING, load
-from ecshop.resources._http import send_json
-from ecshop.resources.orders import authorized_order
+from ecshop.resources._declare import Answer, declare, ok, path, query
+from ecshop.resources._http import read_body, send_json
+from ecshop.resources._shapes import RECEIVED, RETURNED
+from ecshop.resources.orders import ORDER_NUMBER, ORDER_TOKEN, authorized_order
+
+GATEWAY_PATH = (path("gateway", {"type": "string", "minLength": 1, "maxLength": 64}),)
+RETURN_PARAMS = (*GATEWAY_PATH, query("order", ORDER_NUMBER, required=True), *ORDER_TOKEN)
+RETURN_ANSWERS = (Answer(200, "the order's state", {"type": "string"}, "text/html"),
+                  ok(RETURNED, "the order's state, to a client that asks for JSON"))  # fmt: skip
 
 
 class Notify:
@@ -20,15 +27,14 @@ class Notify:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=GATEWAY_PATH, raw_body="application/json",
+             answers=(ok(RECEIVED, "journaled (and applied)"),))  # fmt: skip
     def on_post(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
         """A gateway notification: verified, journaled once, then applied (2xx after the journal commit)."""
         gw = self.shop.gateways.get(gateway)
         if gw is None:
             raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
-        limit = self.shop.config.max_body
-        body = req.bounded_stream.read(limit + 1)
-        if len(body) > limit:
-            raise PayloadTooLarge(f"notification is over the limit of {limit} bytes")
+        body = read_body(req, self.shop.config.max_body)
         headers = {k.lower(): v for k, v in req.headers.items()}
         event = gw.parse_notification(headers, body)
         outcome = self.shop.payments.receive(gateway, event)
@@ -63,6 +69,7 @@ class Return:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=RETURN_PARAMS, answers=RETURN_ANSWERS)
     def on_get(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
         """The customer is back from the gateway: show the order's real state."""
         number = req.get_param("order") or ""

@@ -7,7 +7,12 @@ from typing import Any
 import falcon
 
 from ecshop import catalog
-from ecshop.resources._http import paging, read_json, send_json
+from ecshop.resources._declare import PAGING, Answer, declare, ok, page_of, path
+from ecshop.resources._http import send_json
+from ecshop.resources._shapes import PRODUCT, PRODUCT_VIEW
+from ecshop.schema import SKU
+
+SKU_PATH = (path("sku", SKU),)
 
 
 def _available(shop: Any, skus: list[str]) -> dict[str, int]:
@@ -23,9 +28,10 @@ class ProductList:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=PAGING, answers=(ok(page_of(PRODUCT_VIEW), "a page of products"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List active products with what can still be sold."""
-        limit, after = paging(req)
+        limit, after = req.context.params["limit"], req.context.params["after"]
         rows, next_after = catalog.list_products(self.shop.store, limit=limit, after=after)
         available = _available(self.shop, [r["sku"] for r in rows])
         items = [
@@ -43,6 +49,7 @@ class ProductItem:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=SKU_PATH, answers=(ok(PRODUCT_VIEW, "the product"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """One active product."""
         row = catalog.get_product(self.shop.store, sku)
@@ -51,22 +58,24 @@ class ProductItem:
 
 
 class AdminProductList:
-    """``POST /api/v1/admin/products``."""
+    """``GET``/``POST /api/v1/admin/products``."""
 
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=PAGING, answers=(ok(page_of(PRODUCT), "a page of products"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List every product, inactive ones included."""
-        limit, after = paging(req)
+        limit, after = req.context.params["limit"], req.context.params["after"]
         rows, next_after = catalog.list_products(
             self.shop.store, limit=limit, after=after, include_inactive=True
         )
         send_json(resp, {"items": [catalog.render(r) for r in rows], "next_after": next_after})
 
+    @declare(body=catalog.NEW_PRODUCT, answers=(ok(PRODUCT, "created", 201),))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Create a product (and its stock row, ``on_hand`` optional)."""
-        data = read_json(req, self.shop.config.max_body)
+        data = req.context.body
         row = catalog.create_product(
             self.shop.store,
             self.shop.stock,
@@ -84,18 +93,21 @@ class AdminProductItem:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(params=SKU_PATH, answers=(ok(PRODUCT, "the product"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """One product, inactive included."""
         send_json(
             resp, catalog.render(catalog.get_product(self.shop.store, sku, include_inactive=True))
         )
 
+    @declare(params=SKU_PATH, body=catalog.PRODUCT_CHANGE, answers=(ok(PRODUCT, "changed"),))
     def on_put(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Change name, description, price or active."""
-        data = read_json(req, self.shop.config.max_body)
+        data = req.context.body
         row = catalog.update_product(self.shop.store, sku, data, currency=self.shop.config.currency)
         send_json(resp, catalog.render(row))
 
+    @declare(params=SKU_PATH, answers=(Answer(204, "archived"),))
     def on_delete(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Archive a product."""
         catalog.delete_product(self.shop.store, sku)

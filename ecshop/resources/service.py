@@ -9,9 +9,17 @@ from typing import Any
 import falcon
 
 from ecshop import maintenance
-from ecshop.errors import ValidationError
 from ecshop.metrics import WorkerCounters, render, sample
-from ecshop.resources._http import read_json, send_json
+from ecshop.resources._declare import Answer, declare, ok
+from ecshop.resources._http import send_json
+from ecshop.resources._shapes import HEALTH, MAINTENANCE
+from ecshop.schema import FLAG, obj
+
+SWITCH = obj({"on": FLAG}, {
+    "message": {"type": "string", "maxLength": 500, "description": "a text of at most 500 characters"},
+    "retry_after": {"type": "integer", "minimum": 1, "maximum": 86400,
+                    "description": "a number of seconds from 1 to 86400"},
+})  # fmt: skip
 
 
 class Health:
@@ -20,6 +28,7 @@ class Health:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(answers=(ok(HEALTH, "every part answers"), Answer(503, "a part fails", HEALTH)))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """200 when the database and the stock engine answer, 503 otherwise."""
         parts: dict[str, Any] = {}
@@ -77,6 +86,7 @@ class Metrics:
         self.shop = shop
         self.counters = counters
 
+    @declare(answers=(Answer(200, "Prometheus text format", {"type": "string"}, "text/plain"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Orders by status, unapplied payment events, and the workers' counters."""
         lines = ["# TYPE ecshop_orders gauge"]
@@ -100,6 +110,7 @@ class MaintenanceResource:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
+    @declare(answers=(ok(MAINTENANCE, "the switch"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Whether maintenance mode is on."""
         state = maintenance.read(self.shop.store)
@@ -107,15 +118,12 @@ class MaintenanceResource:
             resp, {"on": state.on, "message": state.message, "retry_after": state.retry_after}
         )
 
+    @declare(body=SWITCH, answers=(ok(MAINTENANCE, "the switch"),))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Turn maintenance mode on or off: ``{"on": true, "message": "..."}``."""
-        body = read_json(req, self.shop.config.max_body)
-        if not isinstance(body.get("on"), bool):
-            raise ValidationError("on must be true or false", field="on")
+        body = req.context.body
         message = body.get("message", "")
         retry_after = body.get("retry_after", 300)
-        if not isinstance(message, str) or type(retry_after) is not int or retry_after <= 0:
-            raise ValidationError("message must be a string and retry_after a positive integer")
         maintenance.write(
             self.shop.store, maintenance.Maintenance(body["on"], message, retry_after)
         )

@@ -146,3 +146,59 @@ def test_backup_keeps_the_newest_and_restores(make_stack, tmp_path):
     done = ecshop("restore", str(kept[-1]), ECSHOP_DATABASE_URL=url)
     assert done.returncode == 0, done.stderr
     assert table_rows(url) == table_rows(stack.store_url)
+
+
+def forge(lines, table, row, column, value):
+    """The export's lines with ``column`` of ``row`` (from 1) of ``table`` set to ``value``."""
+    at = next(i for i, ln in enumerate(lines) if ln.startswith(f'{{"table":"{table}"'))
+    columns = json.loads(lines[at])["columns"]
+    values = json.loads(lines[at + row])
+    if column is None:
+        values = value
+    else:
+        values[columns.index(column)] = value
+    return [*lines[: at + row], json.dumps(values), *lines[at + row + 1 :]]
+
+
+FORGED = [  # (table, row, column, value, what the one-line error must name)
+    ("products", 1, "sku", "SKU-1\n", "sku"),
+    ("products", 2, "price", -5, "price"),
+    ("products", 1, "active", 2, "active"),
+    ("stock", 1, "available", 10**6, "available"),
+    ("stock", 1, "on_hand", "50", "on_hand"),
+    ("orders", 1, "status", "stolen", "status"),
+    ("orders", 2, "total", -1, "total"),
+    ("orders", 1, "refunded_amount", 10**9, "refunded_amount"),
+    ("orders", 1, "customer_json", '{"email": "a@b.c\\n"}', "customer_json"),
+    ("orders", 1, "access_token", "", "access_token"),
+    ("order_lines", 1, "qty", 0, "qty"),
+    ("order_lines", 1, "line_total", 1, "line_total"),
+    ("order_events", 1, "to_status", "shipped-ish", "to_status"),
+    ("stock_holds", 1, "state", "free", "state"),
+    ("idempotency_keys", 1, "key", "", "key"),
+    ("payments_journal", 1, "currency", "yen", "currency"),
+    ("order_lines", 1, None, ["too", "few"], "row 1"),
+]
+
+
+def test_a_forged_row_is_refused_in_one_line_and_nothing_is_written(make_stack, tmp_path):
+    stack = busy_shop(make_stack)
+    dump = tmp_path / "shop.jsonl.gz"
+    assert stack.cli("export", str(dump)).returncode == 0
+    lines = gzip.open(dump, "rt").read().splitlines()
+    for n, (table, row, column, value, names) in enumerate(FORGED):
+        forged = tmp_path / f"forged-{n}.jsonl.gz"
+        with gzip.open(forged, "wt") as out:
+            out.write("\n".join(forge(lines, table, row, column, value)) + "\n")
+        url = f"sqlite:///{tmp_path}/forged-{n}.db"
+        done = ecshop("import", str(forged), ECSHOP_DATABASE_URL=url)
+        case = (table, column, value, done.stdout, done.stderr)
+        assert done.returncode == 2, case
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, case
+        assert f"table {table}, row {row}" in done.stderr and names in done.stderr, case
+        assert all(rows == [] for rows in table_rows(url).values()), case
+    # The untouched export still imports: the rules refuse only what breaks them.
+    url = f"sqlite:///{tmp_path}/whole.db"
+    done = ecshop("restore", str(dump), ECSHOP_DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    assert table_rows(url) == table_rows(stack.store_url)

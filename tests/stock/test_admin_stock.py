@@ -45,7 +45,8 @@ def test_adjust_and_put(client: falcon.testing.TestClient) -> None:
     assert r.status_code == 409 and r.json["error"]["code"] == "out_of_stock"
     r = client.simulate_post("/api/v1/admin/stock/TEA/adjust", json={"delta": "x", "reason": "a"})
     assert r.status_code == 400
-    r = client.simulate_post("/api/v1/admin/stock/TEA/adjust", body="{not json")
+    r = client.simulate_post("/api/v1/admin/stock/TEA/adjust", body="{not json",
+                             headers={"Content-Type": "application/json"})  # fmt: skip
     assert r.status_code == 400
     r = client.simulate_post("/api/v1/admin/stock/NOPE/adjust", json={"delta": 1, "reason": "a"})
     assert r.status_code == 404

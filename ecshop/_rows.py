@@ -1,0 +1,192 @@
+"""What every row of an export must hold before ``ecshop import`` writes it.
+
+Each table's columns are checked with the field rules the API uses
+(:mod:`ecshop.schema`, the catalog's and the checkout's declarations, the order
+statuses), plus the few rules that tie a row's fields together (``available <=
+on_hand``) and its keys to earlier tables. A bad row is one line naming the table, the
+row number and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ecshop.checkout import CART
+from ecshop.errors import BadRequest, ShopError, ValidationError
+from ecshop.orders import STATUSES
+from ecshop.schema import (
+    COUNT,
+    CURRENCY,
+    DELTA,
+    DESCRIPTION,
+    MONEY,
+    NAME,
+    POSITIVE_MONEY,
+    PRICE,
+    SKU,
+    TIME,
+    TOKEN,
+    Schema,
+    nullable,
+    obj,
+    validate,
+)
+
+ID: Schema = {"type": "integer", "minimum": 1, "description": "a positive integer"}
+POSITIVE: Schema = {"type": "integer", "minimum": 1, "maximum": 10_000,
+                    "description": "a positive integer of at most 10000"}  # fmt: skip
+ACTIVE: Schema = {"type": "integer", "enum": [0, 1], "description": "0 or 1"}
+TEXT: Schema = {**TOKEN, "maxLength": 10_000, "description": "a non-empty string"}
+ANY_TEXT: Schema = {"type": "string", "maxLength": 1_000_000, "description": "a string"}
+STATUS: Schema = {"type": "string", "enum": list(STATUSES)}
+STOCK_STATES: Schema = {
+    "type": "string",
+    "enum": ["held", "committed", "released", "shipped", "none"],
+}
+HOLD_STATES: Schema = {"type": "string", "enum": ["held", "committed"]}
+CUSTOMER: Schema = CART["properties"]["customer"]
+
+Check = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's row rules: its columns, its key, what it refers to, cross-field checks."""
+
+    columns: Schema
+    key: tuple[str, ...]
+    refers: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (table, its key)
+    checks: tuple[Check, ...] = ()
+
+
+def _not_above(small: str, big: str) -> Check:
+    def check(row: dict[str, Any]) -> None:
+        if row[small] > row[big]:
+            raise ValidationError(f"{small} must not be more than {big}", field=small)
+
+    return check
+
+
+def _line_total(row: dict[str, Any]) -> None:
+    if row["line_total"] != row["unit_price"] * row["qty"]:
+        raise ValidationError("line_total must be unit_price times qty", field="line_total")
+
+
+def _json_text(column: str, schema: Schema | None = None) -> Check:
+    def check(row: dict[str, Any]) -> None:
+        if row[column] is None:
+            return
+        try:
+            value = json.loads(row[column])
+        except (ValueError, RecursionError) as exc:
+            raise ValidationError(f"{column} must be JSON text", field=column) from exc
+        if schema is not None:
+            try:
+                validate(value, schema)
+            except ValidationError as exc:
+                raise ValidationError(f"{column}: {exc.message}", field=column) from exc
+
+    return check
+
+
+TABLES: dict[str, Table] = {
+    "settings": Table(obj({"name": TOKEN, "value": ANY_TEXT, "updated_at": TIME}), ("name",)),
+    "products": Table(obj({
+        "sku": SKU, "name": NAME, "description": DESCRIPTION, "price": PRICE,
+        "currency": CURRENCY, "active": ACTIVE, "deleted_at": nullable(TIME),
+        "created_at": TIME, "updated_at": TIME, "max_per_order": nullable(POSITIVE)}), ("sku",)),
+    "stock": Table(obj({
+        "sku": SKU, "on_hand": COUNT, "available": COUNT, "version": COUNT,
+        "updated_at": TIME}), ("sku",), {"sku": ("products", "sku")},
+        (_not_above("available", "on_hand"),)),
+    "stock_changes": Table(obj({
+        "id": ID, "sku": SKU, "delta": DELTA, "on_hand_after": COUNT, "reason": TEXT,
+        "actor": TOKEN, "ref": nullable(TOKEN), "created_at": TIME}), ("id",),
+        {"sku": ("stock", "sku")}),
+    "stock_holds": Table(obj({
+        "token": {**TOKEN, "maxLength": 64}, "sku": SKU, "qty": POSITIVE, "state": HOLD_STATES,
+        "expires_at": TIME, "created_at": TIME}), ("token", "sku"), {"sku": ("stock", "sku")}),
+    "orders": Table(obj({
+        "number": TOKEN, "access_token": TOKEN, "status": STATUS, "stock_state": STOCK_STATES,
+        "gateway": TOKEN, "currency": CURRENCY, "subtotal": MONEY, "shipping": MONEY,
+        "total": MONEY, "customer_json": TEXT, "hold_expires_at": nullable(TIME),
+        "payment_id": nullable(TOKEN), "paid_amount": MONEY, "refunded_amount": MONEY,
+        "version": COUNT, "created_at": TIME, "updated_at": TIME}), ("number",),
+        checks=(_not_above("refunded_amount", "paid_amount"),
+                _json_text("customer_json", CUSTOMER))),
+    "order_lines": Table(obj({
+        "order_number": TOKEN, "line_no": ID, "sku": SKU, "name": NAME, "unit_price": PRICE,
+        "qty": POSITIVE, "line_total": MONEY}), ("order_number", "line_no"),
+        {"order_number": ("orders", "number")}, (_line_total,)),
+    "order_events": Table(obj({
+        "id": ID, "order_number": TOKEN, "from_status": nullable(STATUS), "to_status": STATUS,
+        "actor": TOKEN, "reason": TEXT, "data_json": nullable(ANY_TEXT), "created_at": TIME}),
+        ("id",), {"order_number": ("orders", "number")}, (_json_text("data_json"),)),
+    "payments_journal": Table(obj({
+        "id": ID, "gateway": TOKEN, "event_id": TOKEN, "order_number": TOKEN, "type": TOKEN,
+        "amount": MONEY, "currency": CURRENCY, "payment_id": nullable(TOKEN),
+        "payload_json": ANY_TEXT, "outcome": nullable(TOKEN), "received_at": TIME,
+        "applied_at": nullable(TIME), "refund_id": nullable(TOKEN)}), ("id",),
+        checks=(_json_text("payload_json"),)),
+    "order_refunds": Table(obj({
+        "gateway": TOKEN, "refund_id": TOKEN, "order_number": TOKEN, "amount": POSITIVE_MONEY,
+        "origin": TOKEN, "created_at": TIME}), ("gateway", "refund_id"),
+        {"order_number": ("orders", "number")}),
+    "idempotency_keys": Table(obj({
+        "scope": TOKEN, "key": TOKEN, "request_hash": TOKEN, "ref": TOKEN, "created_at": TIME,
+        "expires_at": TIME}), ("scope", "key")),
+}  # fmt: skip
+
+
+class RowChecker:
+    """Checks an export's rows table by table and remembers their keys (for duplicates
+    and references to earlier tables)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, set[tuple[Any, ...]]] = {}
+
+    def columns(self, table: str, columns: Sequence[str]) -> None:
+        """Every column of ``table`` must be in the export, once.
+
+        Raises:
+            BadRequest: a column is missing.
+        """
+        missing = [c for c in TABLES[table].columns["properties"] if c not in columns]
+        if missing:
+            raise BadRequest(f"table {table} in the export has no column {missing[0]!r}")
+
+    def row(self, table: str, columns: Sequence[str], values: Any, number: int) -> None:
+        """Check row ``number`` (from 1) of ``table``.
+
+        Raises:
+            BadRequest: one line naming the table, the row and the field.
+        """
+        rules = TABLES[table]
+        where = f"table {table}, row {number}"
+        if not isinstance(values, list) or len(values) != len(columns):
+            raise BadRequest(f"{where}: expected a list of {len(columns)} values", table=table,
+                             row=number)  # fmt: skip
+        row = dict(zip(columns, values, strict=True))
+        try:
+            validate(row, rules.columns)
+            for check in rules.checks:
+                check(row)
+            self._keys(table, rules, row)
+        except ShopError as exc:
+            found = exc.details.get("field")
+            raise BadRequest(f"{where}: {exc.message}", table=table, row=number,
+                             field=found) from exc  # fmt: skip
+
+    def _keys(self, table: str, rules: Table, row: dict[str, Any]) -> None:
+        for column, (other, _) in rules.refers.items():
+            if (row[column],) not in self.keys.get(other, ()):
+                raise ValidationError(f"{column} names no row of {other}", field=column)
+        key = tuple(row[c] for c in rules.key)
+        seen = self.keys.setdefault(table, set())
+        if key in seen:
+            raise ValidationError(f"{', '.join(rules.key)} repeats an earlier row",
+                                  field=rules.key[0])  # fmt: skip
+        seen.add(key)
