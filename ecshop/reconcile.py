@@ -6,7 +6,8 @@ One pass (``ecshop reconcile --once``, or the loop inside ``ecshop serve``):
 2. ask the gateway about every order still ``pending_payment`` past the grace period,
    and apply its answer like a notification: paid → paid (or ``needs_attention``),
    failed → cancelled; no payment and the hold expired → cancelled (expired);
-3. sweep expired holds in the stock engine.
+3. release engine holds no order owns (a checkout died between hold and commit), and
+   sweep expired holds in the stock engine.
 
 Only one reconciler runs at a time across workers and hosts: it holds a lease row in
 the database, renewed each pass.
@@ -42,6 +43,7 @@ class ReconcileReport:
     expired: int = 0
     errors: int = 0
     swept: int = 0
+    orphans: int = 0
 
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
@@ -144,8 +146,24 @@ class Reconciler:
                     log.warning("reconciling %s failed: %s", order["number"], exc.message)
         except _Stopped:
             return report
+        self._release_orphans(report)
         report.swept = int(self.stock.sweep() or 0)
         return report
+
+    def _release_orphans(self, report: ReconcileReport) -> None:
+        """Give back engine holds that no order owns: a checkout that died between its
+        hold and its order's commit (Redis only; older than the grace period)."""
+        tokens = self.stock.orphans(self.grace)
+        for start in range(0, len(tokens), 500):
+            chunk = tokens[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self.store.read() as tx:
+                owned = {r["number"] for r in tx.query(
+                    f"SELECT number FROM orders WHERE number IN ({marks}) AND stock_state = 'held'", chunk)}  # fmt: skip
+            for token in chunk:
+                if token not in owned and self.stock.release(token):
+                    report.orphans += 1
+                    log.info("released hold %s: no order owns it", token)
 
     def _replay(self, row: dict[str, Any], report: ReconcileReport) -> None:
         """Apply a journaled event whose application never finished (a worker died)."""

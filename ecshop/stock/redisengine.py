@@ -19,7 +19,7 @@ import redis
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
 from ecshop.stock import _ledger, _redis_admin
 from ecshop.stock._base import EngineBase
-from ecshop.stock._types import Levels, check_text, check_token, check_ttl
+from ecshop.stock._types import NEVER, Levels, check_text, check_token, check_ttl
 from ecshop.stock.scripts import load_scripts
 from ecshop.stockcore import core
 from ecshop.store import Store
@@ -106,6 +106,20 @@ class RedisStockEngine(EngineBase):
             sku = reply[1].decode()
             raise NotFound(f"no stock for sku {sku!r}", sku=sku)
         raise _unavailable()
+
+    def orphans(self, older_than: float) -> list[str]:
+        """Tokens of holds-until-released taken more than ``older_than`` seconds ago.
+
+        Such a hold belongs to an order written in the same checkout; one that no order
+        owns was left by a checkout that died between the hold and the order's commit
+        (the reconciler releases those)."""
+        never_ms = int(NEVER * 1000)
+        cutoff = never_ms + int((time.time() - older_than) * 1000)
+        try:
+            raw = self.client.zrangebyscore(f"{self.prefix}exp", never_ms, cutoff)
+        except redis.RedisError as exc:
+            raise StockUnavailable(f"the stock engine failed: {exc}", retry_after=2) from exc
+        return [t.decode() if isinstance(t, bytes) else str(t) for t in raw]
 
     def commit(self, token: str) -> bool:
         """Turn a live hold into a sale. False when the hold is gone (expired, released)."""

@@ -220,6 +220,10 @@ class SQLStockEngine(EngineBase):
                         (expected, time.time(), sku),
                     )
 
+    def orphans(self, older_than: float) -> list[str]:
+        """Always empty: a hold and its order are written in one transaction here."""
+        return []
+
     def needs_rebuild(self) -> bool:
         """Always False: the SQL engine's counters live in the database itself."""
         return False

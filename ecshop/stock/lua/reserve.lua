@@ -7,7 +7,8 @@
 -- ARGV[1]            P, the key prefix (reaches the SKUs of expired holds reclaimed here)
 -- ARGV[2]            token
 -- ARGV[3]            time to live of the hold in ms; 0 = until released (scored at
---                    NEVER_MS, so no later reserve or sweep reclaims it)
+--                    NEVER_MS + now: no later reserve or sweep reclaims it, and the
+--                    reconciler can still tell its age to find holds no order owns)
 -- ARGV[3+2i-1], ARGV[3+2i]   sku_i, qty_i
 -- Returns {0} held (also when the token already holds or has bought: idempotent),
 --         {1, sku, requested, available, ...} for every line short of stock (nothing held),
@@ -91,7 +92,7 @@ if #short > 0 then
   table.insert(short, 1, 1)
   return short
 end
-local expires = NEVER_MS
+local expires = NEVER_MS + now
 if ttl > 0 then expires = now + ttl end
 local fields = {'', 'h'}
 for i = 1, n do
