@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecshop.catalog import MAX_PER_ORDER
 from ecshop.checkout import CART
 from ecshop.errors import BadRequest, ShopError, ValidationError
 from ecshop.orders import STATUSES
@@ -97,7 +98,7 @@ TABLES: dict[str, Table] = {
     "products": Table(obj({
         "sku": SKU, "name": NAME, "description": DESCRIPTION, "price": PRICE,
         "currency": CURRENCY, "active": ACTIVE, "deleted_at": nullable(TIME),
-        "created_at": TIME, "updated_at": TIME, "max_per_order": nullable(POSITIVE)}), ("sku",)),
+        "created_at": TIME, "updated_at": TIME, "max_per_order": MAX_PER_ORDER}), ("sku",)),
     "stock": Table(obj({
         "sku": SKU, "on_hand": COUNT, "available": COUNT, "version": COUNT,
         "updated_at": TIME}), ("sku",), {"sku": ("products", "sku")},

@@ -20,16 +20,21 @@ from ecshop.schema import (
     PRICE,
     SKU,
     Schema,
+    nullable,
     obj,
     validate,
 )
 from ecshop.store import DuplicateKey, Store, Tx
 
-COLUMNS = "sku, name, description, price, currency, active, created_at, updated_at"
+COLUMNS = "sku, name, description, price, currency, active, created_at, updated_at, max_per_order"
+#: the most units of one product in one order (None: only the shop-wide cap)
+MAX_PER_ORDER: Schema = nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000,
+                                  "description": "the most units of this product in one order"})  # fmt: skip
 #: What a product may be given: the admin API declares these, the importer checks rows
 #: with the same field rules.
 EDITABLE: dict[str, Schema] = {"name": NAME, "description": DESCRIPTION, "price": PRICE,
-                               "currency": CURRENCY, "active": FLAG}  # fmt: skip
+                               "currency": CURRENCY, "active": FLAG,
+                               "max_per_order": MAX_PER_ORDER}  # fmt: skip
 NEW_PRODUCT = obj({"sku": SKU, "name": NAME, "price": PRICE}, {**EDITABLE, "on_hand": COUNT})
 PRODUCT_CHANGE = obj({}, {"sku": SKU, **EDITABLE})
 
@@ -56,6 +61,7 @@ def render(row: Mapping[str, Any], available: int | None = None) -> dict[str, An
         "price": int(row["price"]),
         "currency": row["currency"],
         "active": bool(row["active"]),
+        "max_per_order": None if row["max_per_order"] is None else int(row["max_per_order"]),
     }
     if available is not None:
         body["available"] = available
@@ -115,9 +121,9 @@ def create_product(
     try:
         with store.tx() as tx:
             tx.execute(
-                f"INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sku, fields["name"], fields.get("description", ""), fields["price"], currency,
-                 1 if fields.get("active", True) else 0, now, now),
+                 1 if fields.get("active", True) else 0, now, now, fields.get("max_per_order")),
             )  # fmt: skip
             stock.add_sku(sku, fields.get("on_hand", 0), actor=actor)
     except DuplicateKey as exc:
@@ -133,7 +139,9 @@ def update_product(
         raise ValidationError("sku cannot be changed", field="sku")
     fields = _check_fields({k: v for k, v in data.items() if k != "sku"}, currency, partial=True)
     if not fields:
-        raise ValidationError("nothing to change: give name, description, price or active")
+        raise ValidationError(
+            "nothing to change: give name, description, price, active or max_per_order"
+        )
     if "active" in fields:
         fields["active"] = 1 if fields["active"] else 0
     assignments = ", ".join(f"{name} = ?" for name in fields)

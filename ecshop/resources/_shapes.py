@@ -17,7 +17,15 @@ def shape(**properties: Schema) -> Schema:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
-PRODUCT = shape(sku=STR, name=STR, description=STR, price=INT, currency=STR, active=BOOL)
+PRODUCT = shape(
+    sku=STR,
+    name=STR,
+    description=STR,
+    price=INT,
+    currency=STR,
+    active=BOOL,
+    max_per_order={"type": ["integer", "null"]},
+)
 PRODUCT_VIEW: Schema = {**PRODUCT, "properties": {**PRODUCT["properties"], "available": INT}}
 
 LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT)
