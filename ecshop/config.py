@@ -138,7 +138,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "MAX_LINES_PER_ORDER": (_positive_int, "50"),
     "MAX_QTY_PER_LINE": (_positive_int, "100"),
     "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
-    "TRUSTED_PROXIES": (_networks, ""),
+    "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
 }
 
 
@@ -170,7 +170,7 @@ class Config:
     max_lines_per_order: int = 50
     max_qty_per_line: int = 100
     checkout_rate_limit: tuple[int, float] = (20, 60.0)
-    trusted_proxies: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property

@@ -36,6 +36,8 @@ def settle_and_check(stack, results, skus_on_hand):
     assert len(paid_numbers) == len(set(paid_numbers)), "the gateway captured an order twice"
     shop_paid = {n for n, o in orders.items() if o["status"] in ("paid", "needs_attention")}
     assert set(paid_numbers) == shop_paid
+    # every paying buyer kept the units held for them: none is paid without stock
+    assert [n for n in shop_paid if orders[n]["status"] == "needs_attention"] == []
     for number in shop_paid:
         assert orders[number]["paid_amount"] == orders[number]["total"]
     stuck = [n for n, o in orders.items() if o["status"] == "pending_payment"]
@@ -96,7 +98,23 @@ def chaos_run(make_stack, setup, total):
         assert writes == total, "every checkout goes through the group"
         assert writes > commits > 0, "concurrent checkouts never shared a commit"
         print(f"\ngroup commit: {writes} checkout writes in {commits} commits")
+    # Every hold time (2 s) is over and no reconciler pass has run: buyers whose
+    # notification was dropped have paid, and a new wave buys now. Their units must not
+    # be sold again before the reconciler has asked the gateway.
+    results += run_checkouts(stack.shop.url, stack.gateway.url, list(stock), total // 5,
+                             clients=8, seed=8)  # fmt: skip
     summary = settle_and_check(stack, results, stock)
+    # The units of abandoned and declined checkouts are for sale again: the last HOT
+    # units go to a final wave of buyers, exactly as many as are left.
+    left = stack.levels()["HOT"]["available"]
+    assert left > 0, "no abandoned HOT unit came back"
+    final = run_checkouts(stack.shop.url, stack.gateway.url, ["HOT"], left + 8, clients=4,
+                          seed=9, mix=(1.0, 0.0))  # fmt: skip
+    assert sum(r["status"] == 201 for r in final) == left
+    settle_and_check(stack, results + final, stock)
+    hot = stack.levels()["HOT"]
+    assert (hot["available"], hot["sold_unshipped"]) == (0, stock["HOT"])
+    summary["sold_again"] = left
     deliveries = stack.gateway.api("GET", "/v1/deliveries?limit=100000")
     items = deliveries.get("items", deliveries)
     summary["deliveries"] = Counter(d.get("outcome") for d in items)

@@ -66,7 +66,8 @@ def test_orders_are_capped_per_line_per_order_and_per_product(make_stack):
 
 
 def test_checkouts_per_client_are_rate_limited_and_payments_never_are(make_stack):
-    stack = make_stack("embedded", {"drop": 1.0}, workers=1, ECSHOP_CHECKOUT_RATE_LIMIT="5/600")
+    stack = make_stack("embedded", {"drop": 1.0}, workers=1, ECSHOP_CHECKOUT_RATE_LIMIT="5/600",
+                       ECSHOP_TRUSTED_PROXIES="")  # fmt: skip
     stack.add_product("TEA", 100, 100)
     answers = [place(stack, [("TEA", 1)]) for _ in range(8)]
     assert [a.status_code for a in answers] == [201] * 5 + [429] * 3
