@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ecshop import __version__
 from ecshop.config import Config, child_environ, load_config
 from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
+from ecshop.redact import configure_logging, mask
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 
@@ -54,22 +56,24 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
             f"database: {store.describe()} — {store.server_version()}, schema {store.schema_version()}"
         )
     except Exception as exc:
-        print(f"database: {store.describe()} — unreachable: {exc}")
-    if config.redis_url:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(config.redis_url)
-            server = client.info("server")
-            policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-            print(
-                f"stock engine: redis {server.get('redis_version')} at {config.redis_url} (maxmemory-policy {policy})"
-            )
-        except redis.RedisError as exc:
-            print(f"stock engine: redis at {config.redis_url} — unreachable: {exc}")
-    else:
-        print("stock engine: sql (in the database)")
+        print(mask(f"database: {store.describe()} — unreachable: {exc}"))
+    print(
+        _redis_info(config.redis_url) if config.redis_url else "stock engine: sql (in the database)"
+    )
     return 0
+
+
+def _redis_info(url: str) -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        server = client.info("server")
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+        line = f"stock engine: redis {server.get('redis_version')} at {url} (maxmemory-policy {policy})"
+    except (redis.RedisError, ValueError) as exc:
+        line = f"stock engine: redis at {url} — unreachable: {exc}"
+    return mask(line)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
@@ -424,14 +428,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(func=cmd_sandbox_gateway, rest=args_list[1:])
     else:
         args = parser.parse_args(args_list)
+        configure_logging()  # the sandbox gateway sets up its own
     try:
         config = load_config()
         return int(args.func(args, config))
     except ShopError as exc:
-        print(f"ecshop: {exc.message}", file=sys.stderr)
+        print(f"ecshop: {mask(exc.message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # NOTE: a driver's error can quote a URL; the traceback goes out masked.
+        print(mask(traceback.format_exc()).rstrip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

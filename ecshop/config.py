@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ecshop.errors import ConfigError
+from ecshop.redact import mask
 
 PREFIX = "ECSHOP_"
 GATEWAY_PREFIX = "ECSHOP_GATEWAY_"
@@ -196,7 +197,7 @@ def load_config(
         try:
             values[name.lower()] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{PREFIX}{name}={raw!r}: {exc}") from exc
+            raise ConfigError(mask(f"{PREFIX}{name}={raw!r}: {exc}")) from exc
 
     gateways: dict[str, dict[str, str]] = {}
     for key, raw in merged.items():
