@@ -19,6 +19,7 @@ from ecshop import __version__
 from ecshop.config import Config, child_environ, load_config
 from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
+from ecshop.files import private_dir
 from ecshop.redact import configure_logging, mask
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
@@ -251,8 +252,7 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from ecshop import dataio
     from ecshop.store import open_store
 
-    folder = Path(args.dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(args.dir)
     path = folder / f"ecshop-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl.gz"
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
     counts = dataio.export(store, path)

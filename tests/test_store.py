@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 
@@ -396,3 +398,31 @@ def test_sqlite_writer_lock_is_freed_when_its_holder_is_killed(sqlite_url):
     with store.read() as tx:
         assert tx.scalar("SELECT COUNT(*) FROM products WHERE sku = 'AFTER'") == 1
         assert tx.scalar("SELECT COUNT(*) FROM settings WHERE name = 'x'") == 0
+
+
+def test_sqlite_files_and_folder_are_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/data/shop.db")
+        store.migrate()
+        with store.tx() as tx:
+            _add(tx, "TEA")
+        names = ("shop.db", "shop.db-wal", "shop.db-shm")
+        modes = {name: stat.S_IMODE(os.stat(tmp_path / "data" / name).st_mode) for name in names}
+        assert modes == dict.fromkeys(names, 0o600)
+        assert stat.S_IMODE(os.stat(tmp_path / "data").st_mode) == 0o700
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_a_connection_error_does_not_show_the_password():
+    pytest.importorskip("MySQLdb")
+    from ecshop.testing.servers import free_port
+
+    store = open_store(f"mysql://shop:p@ss:w0rd@127.0.0.1:{free_port()}/shop")
+    assert store.describe() == f"mysql://shop:***@127.0.0.1:{store.args['port']}/shop"
+    with pytest.raises(StoreBusy) as info:
+        store.server_version()
+    assert "p@ss" not in str(info.value) and "w0rd" not in str(info.value)
+    assert "shop:***@127.0.0.1" in str(info.value)
