@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ecshop import __version__
-from ecshop.config import Config, child_environ, load_config
+from ecshop.config import Config, check_serving, child_environ, load_config
 from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
 from ecshop.files import private_dir
@@ -78,6 +77,7 @@ def _redis_info(url: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    check_serving(config)
     cmd_migrate(args, config)
     argv = [
         sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
@@ -109,25 +109,23 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from ecshop import demo
     from ecshop.testing.servers import free_port
 
-    data = Path(args.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    secret_file = data / "secrets"
-    if not secret_file.exists():
-        secret_file.write_text(f"{secrets.token_hex(16)} {secrets.token_urlsafe(24)}\n")
-        secret_file.chmod(0o600)
-    gateway_secret, admin_token = secret_file.read_text().split()
+    data = private_dir(Path(args.data_dir).resolve())
+    gateway_secret, admin_token, secret_key = demo.secrets_in(data)
     admin_token = config.admin_token or admin_token
+    secret_key = config.secret_key or secret_key
     host, _, port = args.bind.rpartition(":")
     gw_port = args.gateway_port or free_port()
     env = {
         "ECSHOP_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
         "ECSHOP_ADMIN_TOKEN": admin_token,
+        "ECSHOP_SECRET_KEY": secret_key,
         "ECSHOP_BASE_URL": f"http://{host}:{port}",
         "ECSHOP_GATEWAY_SANDBOX_URL": f"http://127.0.0.1:{gw_port}",
         "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway_secret,
     }
     child = child_environ(env)
     demo_config = load_config(child)
+    check_serving(demo_config)
     from ecshop.store import open_store
 
     store = open_store(demo_config.database_url)

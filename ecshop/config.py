@@ -110,6 +110,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "THREADS": (_positive_int, "1"),
     "METRICS_DIR": (_text, ""),
 }
+# Settings whose value never appears in an error message.
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY"})
+MIN_SECRET_BYTES = 32
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,8 @@ def load_config(
         try:
             values[name.lower()] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(mask(f"{PREFIX}{name}={raw!r}: {exc}")) from exc
+            shown = "" if name in SECRET_SETTINGS else f"={raw!r}"
+            raise ConfigError(mask(f"{PREFIX}{name}{shown}: {exc}")) from exc
 
     gateways: dict[str, dict[str, str]] = {}
     for key, raw in merged.items():
@@ -208,6 +213,29 @@ def load_config(
             gateways.setdefault(name.lower(), {})[setting.lower()] = raw
     values["gateways"] = gateways
     return Config(**values)
+
+
+def check_serving(config: Config) -> None:
+    """Refuse to serve with secrets too weak to protect the shop.
+
+    Raises:
+        ConfigError: ``ECSHOP_SECRET_KEY`` is missing or shorter than 32 bytes, or
+            ``ECSHOP_ADMIN_TOKEN`` is set but shorter than 32 characters (unset is
+            allowed: the admin API is then closed).
+    """
+    key_bytes = len(config.secret_key.encode("utf-8"))
+    if key_bytes < MIN_SECRET_BYTES:
+        state = "is not set" if not key_bytes else f"is {key_bytes} bytes long"
+        raise ConfigError(
+            f"{PREFIX}SECRET_KEY {state}: the shop needs a random secret of at least "
+            f"{MIN_SECRET_BYTES} bytes to sign links (e.g. python3 -c "
+            f"'import secrets; print(secrets.token_hex(32))')"
+        )
+    if config.admin_token and len(config.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{PREFIX}ADMIN_TOKEN is {len(config.admin_token)} characters long: use at least "
+            f"{MIN_ADMIN_TOKEN_CHARS}, or leave it unset to close the admin API"
+        )
 
 
 def purepython_forced() -> bool:

@@ -5,10 +5,23 @@ commit leaves the CPU to the others, and concurrent checkouts share one commit (
 commit) where the database has a single writer.
 """
 
-from ecshop.config import load_config
+import sys
+
+from ecshop.config import check_serving, load_config
+from ecshop.errors import ConfigError
+from ecshop.redact import configure_logging
+
+try:
+    _config = load_config()
+    check_serving(_config)
+except ConfigError as exc:
+    # One line and a non-zero exit, as `ecshop serve` gives, not gunicorn's traceback.
+    print(f"ecshop: {exc.message}", file=sys.stderr)
+    sys.exit(2)
+configure_logging()
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
-threads = load_config().threads
+threads = _config.threads
 # NOTE: a threaded worker accepts every connection it can; capped, keep-alive clients
 # spread over all workers instead of piling onto the first one.
 worker_connections = threads * 2
@@ -20,6 +33,7 @@ max_requests_jitter = 2000
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+logger_class = "ecshop._gunicorn.MaskedLogger"
 # Each worker opens its own connections after the fork (the store does this lazily).
 preload_app = False
 

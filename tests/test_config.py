@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecshop.config import load_config
+from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
 
 
@@ -60,3 +60,36 @@ def test_toml_file_sets_keys_and_environment_wins(tmp_path):
 def test_missing_named_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="ECSHOP_CONFIG"):
         load_config({"ECSHOP_CONFIG": str(tmp_path / "missing.toml")})
+
+
+GOOD_KEY = "k" * 32
+
+
+def test_serving_needs_a_secret_key_of_32_bytes():
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY}))
+    check_serving(load_config({"ECSHOP_SECRET_KEY": "é" * 16}))  # 32 bytes in UTF-8
+    for key in ("", "k" * 31):
+        with pytest.raises(ConfigError) as info:
+            check_serving(load_config({"ECSHOP_SECRET_KEY": key}))
+        message = str(info.value)
+        assert message.startswith("ECSHOP_SECRET_KEY") and "\n" not in message
+        assert not key or key not in message
+
+
+def test_serving_refuses_a_short_admin_token_but_not_a_missing_one():
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": ""}))
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": "t" * 32}))
+    with pytest.raises(ConfigError) as info:
+        check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": "t0ken-31-characters-long-xxxxxx"}))  # fmt: skip
+    message = str(info.value)
+    assert message.startswith("ECSHOP_ADMIN_TOKEN") and "\n" not in message
+    assert "t0ken" not in message
+
+
+def test_a_malformed_url_is_named_without_its_password():
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_DATABASE_URL": "postgres://shop:p@ss@db/shop"})
+    assert str(info.value).startswith("ECSHOP_DATABASE_URL") and "p@ss" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_REDIS_URL": "http://:s3cr@t@cache:6379/0"})
+    assert str(info.value).startswith("ECSHOP_REDIS_URL") and "s3cr@t" not in str(info.value)
