@@ -56,14 +56,14 @@ def wrk(url: str, path: str) -> dict[str, float]:
 def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str, str]:
     if kind.startswith("embedded"):
         db = f"sqlite:///{tmp}/bench-{free_port()}.db"
-        extra = {}
+        extra = {"ECSHOP_THREADS": "1"}  # sync workers
         if kind == "embedded-group":
             extra = {"ECSHOP_THREADS": "8", "ECSHOP_GROUP_COMMIT": "on"}
     else:
         name = f"bench_{free_port()}"
         bench_mariadb.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         db = bench_mariadb.url(name)
-        extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url}
+        extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url, "ECSHOP_THREADS": "1"}
         if kind == "mariadb-redis-threads":
             extra["ECSHOP_THREADS"] = "8"  # group commit stays off: auto is on for SQLite only
     return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": ADMIN_TOKEN, "ECSHOP_RECONCILE_INTERVAL": "0",

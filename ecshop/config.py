@@ -9,6 +9,7 @@ the same keys in lower case without the prefix (``database_url = "..."``, and a
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -21,6 +22,13 @@ from ecshop.redact import mask
 
 PREFIX = "ECSHOP_"
 GATEWAY_PREFIX = "ECSHOP_GATEWAY_"
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("must be a positive number of seconds")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -107,7 +115,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "PUREPYTHON": (_bool, "0"),
     "GROUP_COMMIT": (_auto_bool, "auto"),
     "SHED_QUEUE_MS": (_non_negative_int, "3000"),
-    "THREADS": (_positive_int, "1"),
+    "THREADS": (_positive_int, "8"),
+    "BODY_TIMEOUT": (_positive_float, "20"),
     "METRICS_DIR": (_text, ""),
 }
 # Settings whose value never appears in an error message.
@@ -139,7 +148,8 @@ class Config:
     purepython: bool = False
     group_commit: str = "auto"
     shed_queue_ms: int = 3000
-    threads: int = 1
+    threads: int = 8
+    body_timeout: float = 20.0
     metrics_dir: str = ""
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 

@@ -1,12 +1,17 @@
 """gunicorn settings for ``ecshop serve`` (bind and workers come from the command line).
 
-Threaded workers (``ECSHOP_THREADS`` per worker): a request waiting for its durable
-commit leaves the CPU to the others, and concurrent checkouts share one commit (group
-commit) where the database has a single writer.
+Threaded workers (``ECSHOP_THREADS`` per worker, 8 by default): a request waiting for
+its durable commit leaves the CPU to the others, concurrent checkouts share one commit
+(group commit) where the database has a single writer, and a client that sends its
+request slowly holds one thread, not a whole worker. A request body must arrive within
+``ECSHOP_BODY_TIMEOUT`` seconds (408 after that), so slow clients cannot keep threads
+for long either. A front proxy that buffers requests (see the README) is still the
+first line against slow clients.
 """
 
 import sys
 
+from ecshop._gunicorn import bound_body, unbind_body
 from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
 from ecshop.redact import configure_logging
@@ -22,9 +27,12 @@ configure_logging()
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
 threads = _config.threads
-# NOTE: a threaded worker accepts every connection it can; capped, keep-alive clients
-# spread over all workers instead of piling onto the first one.
-worker_connections = threads * 2
+# NOTE: gunicorn's default. A cap near the thread count (it was threads * 2) made a
+# worker stop accepting while its kept-alive connections sat idle and close the rest
+# after one request, so clients past the cap waited for the accept loop's one-second
+# tick. An idle kept-alive connection costs no thread; a slow body costs one thread for
+# at most ECSHOP_BODY_TIMEOUT.
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -36,6 +44,15 @@ loglevel = "info"
 logger_class = "ecshop._gunicorn.MaskedLogger"
 # Each worker opens its own connections after the fork (the store does this lazily).
 preload_app = False
+
+
+def pre_request(worker, req):  # type: ignore[no-untyped-def]
+    """Start the clock on the request body (``ECSHOP_BODY_TIMEOUT``)."""
+    bound_body(req, _config.body_timeout)
+
+
+def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
+    unbind_body(req)
 
 
 _made_metrics_dir = ""

@@ -62,6 +62,17 @@ def test_missing_named_config_file_is_an_error(tmp_path):
         load_config({"ECSHOP_CONFIG": str(tmp_path / "missing.toml")})
 
 
+def test_served_by_threads_with_a_body_deadline_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config({})
+    assert config.threads >= 4 and config.body_timeout == 20
+    assert config.group_commit_on  # SQLite served with threads: checkouts share commits
+    assert load_config({"ECSHOP_BODY_TIMEOUT": "2.5"}).body_timeout == 2.5
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        with pytest.raises(ConfigError, match=r"^ECSHOP_BODY_TIMEOUT"):
+            load_config({"ECSHOP_BODY_TIMEOUT": bad})
+
+
 GOOD_KEY = "k" * 32
 
 
