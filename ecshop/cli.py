@@ -311,8 +311,8 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     try:
         number = test.run()
     except SmokeFailure as exc:
-        print(f"FAIL  {exc.message}")
-        print(f"ecshop: smoke test failed: {exc.message}", file=sys.stderr)
+        print(mask(f"FAIL  {exc.message}"))
+        print(mask(f"ecshop: smoke test failed: {exc.message}"), file=sys.stderr)
         return 1
     print(f"smoke test passed (test order {number})")
     return 0

@@ -103,3 +103,11 @@ def test_export_and_backup_are_private(tmp_path):
     [backup] = (tmp_path / "backups" / "daily").iterdir()
     assert mode(backup) == 0o600
     assert mode(tmp_path / "backups") == 0o700 and mode(tmp_path / "backups" / "daily") == 0o700
+
+
+def test_smoke_test_failure_does_not_show_a_password_in_its_url(tmp_path):
+    url = f"http://shop:pw-s3cret@127.0.0.1:{free_port()}"
+    run = ecshop("smoke-test", "--base-url", url, "--admin-token", "t" * 32, env={}, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "http://shop:***@127.0.0.1" in run.stdout + run.stderr
+    assert "pw-s3cret" not in run.stdout + run.stderr
