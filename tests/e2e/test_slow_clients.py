@@ -13,9 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -43,44 +44,53 @@ def _wait_until(predicate, what: str) -> None:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """``ecshop serve --workers 2`` on the embedded default, paying through the sandbox."""
-    gateway = SandboxGatewayProcess(directory=tmp_path).start()
-    port, token = free_port(), secrets.token_hex(16)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ECSHOP_")}
-    env.update({
-        "ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "ECSHOP_ADMIN_TOKEN": token,
-        "ECSHOP_SECRET_KEY": secrets.token_hex(32), "ECSHOP_BASE_URL": f"http://127.0.0.1:{port}",
-        "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
-        "ECSHOP_PLUGINS_DIR": str(PLUGINS), "ECSHOP_RECONCILE_INTERVAL": "0",
-        "ECSHOP_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    })  # fmt: skip
-    log = open(tmp_path / "shop.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ecshop.cli", "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start ``ecshop serve --workers 2`` on the embedded default, paying through the
+    sandbox gateway: ``serve(**settings)``."""
+    started: list[Any] = []
 
-    def answers() -> bool:
-        assert proc.poll() is None, (tmp_path / "shop.log").read_text()
-        try:
-            return requests.get(f"{url}/api/v1/products", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
+    def start(**settings: str) -> Served:
+        gateway = SandboxGatewayProcess(directory=tmp_path).start()
+        started.append(gateway)
+        port, token = free_port(), secrets.token_hex(16)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ECSHOP_")}
+        env.update({
+            "ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "ECSHOP_ADMIN_TOKEN": token,
+            "ECSHOP_SECRET_KEY": secrets.token_hex(32), "ECSHOP_BASE_URL": f"http://127.0.0.1:{port}",
+            "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
+            "ECSHOP_PLUGINS_DIR": str(PLUGINS), "ECSHOP_RECONCILE_INTERVAL": "0",
+            "ECSHOP_BODY_TIMEOUT": str(BODY_TIMEOUT), **settings,
+        })  # fmt: skip
+        with open(tmp_path / "shop.log", "wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ecshop.cli", "serve", "--bind", f"127.0.0.1:{port}",
+                 "--workers", "2"],
+                env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        started.append(proc)
+        url = f"http://127.0.0.1:{port}"
 
-    try:
+        def answers() -> bool:
+            assert proc.poll() is None, (tmp_path / "shop.log").read_text()
+            try:
+                return requests.get(f"{url}/api/v1/products", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
         _wait_until(answers, "ecshop serve did not answer")
-        yield Served(url, port, {"Authorization": f"Bearer {token}"})
-    finally:
+        return Served(url, port, {"Authorization": f"Bearer {token}"})
+
+    yield start
+    for proc in reversed(started):
+        if isinstance(proc, SandboxGatewayProcess):
+            proc.stop()
+            continue
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        log.close()
-        gateway.stop()
 
 
 class Trickler(threading.Thread):
@@ -113,7 +123,8 @@ class Trickler(threading.Thread):
 
 
 @pytest.mark.parametrize("count", [2, 4])
-def test_trickling_bodies_neither_stall_the_shop_nor_stay_forever(served, count):
+def test_trickling_bodies_neither_stall_the_shop_nor_stay_forever(serve, count):
+    served = serve()
     requests.post(f"{served.url}/api/v1/admin/products", headers=served.admin, timeout=WAIT,
                   json={"sku": "TEA", "name": "Tea", "price": 1200, "on_hand": 5}).raise_for_status()  # fmt: skip
     tricklers = [Trickler(served.port) for _ in range(count)]
@@ -142,8 +153,9 @@ def test_trickling_bodies_neither_stall_the_shop_nor_stay_forever(served, count)
         trickler.join(WAIT)
 
 
-def test_many_keep_alive_clients_are_all_kept_alive(served):
+def test_many_keep_alive_clients_are_all_kept_alive(serve):
     """40 clients that each keep their connection: none is told to close it."""
+    served = serve()
     clients = [
         http.client.HTTPConnection("127.0.0.1", served.port, timeout=WAIT) for _ in range(40)
     ]
@@ -159,3 +171,15 @@ def test_many_keep_alive_clients_are_all_kept_alive(served):
     finally:
         for client in clients:
             client.close()
+
+
+def test_sync_workers_cut_a_trickler_off_too(serve):
+    """``ECSHOP_THREADS=1``: the body deadline holds on sync workers as well."""
+    served = serve(ECSHOP_THREADS="1")
+    trickler = Trickler(served.port)
+    trickler.start()
+    _wait_until(lambda: trickler.outcome, "the trickler was never cut off")
+    assert trickler.outcome == "408"
+    trickler.done.set()
+    trickler.join(WAIT)
+    assert requests.get(f"{served.url}/api/v1/products", timeout=WAIT).status_code == 200
