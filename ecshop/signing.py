@@ -44,16 +44,17 @@ class Signer:
         message = f"{self.purpose}\n{subject}\n{expires}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
 
-    def sign(self, subject: str) -> str:
-        """A value for ``subject`` that is valid for ``ttl`` seconds from now.
+    def sign(self, subject: str, *, expires: float | None = None) -> str:
+        """A value for ``subject`` valid until ``expires`` (Unix time), by default for
+        ``ttl`` seconds from now.
 
         Raises:
             ConfigError: no secret key is configured.
         """
         if not self._key:
             raise ConfigError(f"ECSHOP_SECRET_KEY is not set: cannot sign {self.purpose} links")
-        expires = int(self.clock() + self.ttl)
-        return f"{expires}.{self._mac(subject, expires)}"
+        until = int(self.clock() + self.ttl if expires is None else expires)
+        return f"{until}.{self._mac(subject, until)}"
 
     def verify(self, subject: str, value: str) -> bool:
         """True when ``value`` was signed for ``subject`` and this purpose and is not

@@ -66,3 +66,14 @@ def test_return_links_last_the_hold_time_and_a_day():
     assert signer.verify("ORDER-1", value)
     clock.now += 1
     assert not signer.verify("ORDER-1", value)
+
+
+def test_an_explicit_expiry_gives_the_same_value_every_time():
+    clock = Clock()
+    signer = Signer(KEY, purpose="test", ttl=60, clock=clock)
+    value = signer.sign("ORDER-1", expires=clock.now + 3600)
+    clock.now += 10
+    assert signer.sign("ORDER-1", expires=clock.now - 10 + 3600) == value
+    assert signer.verify("ORDER-1", value)
+    clock.now += 3600
+    assert not signer.verify("ORDER-1", value)

@@ -14,7 +14,7 @@ from ecshop.orders import ACCEPTED, PENDING, OrderService, load
 from ecshop.payments.base import PaymentOrder
 from ecshop.payments.notifications import PaymentService, event_from_status
 from ecshop.payments.sandbox_protocol import quote_value
-from ecshop.signing import RETURN_PURPOSE, Signer
+from ecshop.signing import RETURN_LINK_MARGIN, RETURN_PURPOSE, Signer
 
 
 class PaymentFlow:
@@ -43,7 +43,11 @@ class PaymentFlow:
     def urls(self, order: dict[str, Any]) -> tuple[str, str]:
         """The notify and return URLs the gateway is given for this order."""
         name = order["gateway"]
-        ticket = self.return_links.sign(order["number"])
+        # NOTE: the ticket ends a day after the order's hold, not a day from now, so a
+        # replayed checkout (same Idempotency-Key) hands out the very same links.
+        hold_end = order.get("hold_expires_at")
+        expires = None if hold_end is None else float(hold_end) + RETURN_LINK_MARGIN
+        ticket = self.return_links.sign(order["number"], expires=expires)
         query = f"order={quote_value(order['number'])}&ticket={quote_value(ticket)}"
         return (
             f"{self.base_url}/payments/{name}/notify",

@@ -26,8 +26,10 @@ def _ticket(order: dict) -> str:
 def test_the_gateway_never_sees_the_access_token_and_the_return_link_works(make_stack, tmp_path):
     stack = make_stack("embedded")
     stack.add_product("TEA", 1200, 5)
-    order = stack.checkout([("TEA", 1)]).json()
+    order = stack.checkout([("TEA", 1)], key="one-cart").json()
     token, pay_link = order["access_token"], order["payment"]["redirect_url"]
+    replay = stack.checkout([("TEA", 1)], key="one-cart").json()
+    assert replay["payment"]["redirect_url"] == pay_link  # the same links, not new ones
     fields = _pay_fields(order)
     return_url = fields["return_url"]
     assert token not in pay_link and token not in return_url
