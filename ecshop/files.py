@@ -31,9 +31,19 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     return folder
 
 
-def touch_private(path: str | os.PathLike[str]) -> None:
-    """Create ``path`` empty with mode 0600 if it does not exist yet."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE))
+def create_private(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` empty with mode 0600; False (and nothing opened) if it exists.
+
+    NOTE: an existing file is never opened, not even to be closed at once: closing any
+    descriptor of a file drops every POSIX lock this process holds on it, and SQLite
+    keeps its locks on the database that way, for all its connections in the process.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
 
 
 def open_private(path: str | os.PathLike[str]) -> IO[bytes]:

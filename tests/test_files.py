@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from ecshop.files import open_private, private_dir, touch_private, write_private
+from ecshop.files import create_private, open_private, private_dir, write_private
 
 
 @pytest.fixture(autouse=True)
@@ -40,5 +40,5 @@ def test_private_files_are_0600_even_over_an_older_open_file(tmp_path):
     assert mode(path) == 0o600 and path.read_bytes() == b"new"
     write_private(tmp_path / "secret", "s3cret\n")
     assert mode(tmp_path / "secret") == 0o600
-    touch_private(tmp_path / "db")
+    assert create_private(tmp_path / "db") is True
     assert mode(tmp_path / "db") == 0o600

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ecshop.files import private_dir, touch_private
+from ecshop.files import create_private, private_dir
 from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx
 
 # A writer holds the lock for its statements and one fsync, well under a millisecond
@@ -95,7 +95,7 @@ class SQLiteStore(Store):
         if self.path != ":memory:":
             # NOTE: SQLite gives the -wal and -shm files the mode of the database
             # file, so creating that one 0600 keeps all three private.
-            touch_private(self.path)
+            create_private(self.path)
         # NOTE: isolation_level=None hands transaction control to us: every write
         # transaction starts with BEGIN IMMEDIATE, so two writers never deadlock on a
         # read-to-write lock upgrade; the second waits up to busy_timeout instead.
