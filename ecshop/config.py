@@ -131,8 +131,9 @@ class Config:
 
     database_url: str = "sqlite:///ecshop-data/shop.db"
     redis_url: str = ""
-    admin_token: str = ""
-    secret_key: str = ""
+    # NOTE: secrets stay out of repr(), so a logged or printed config shows none.
+    admin_token: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
     currency: str = "JPY"
     hold_ttl: int = 900
@@ -151,7 +152,7 @@ class Config:
     threads: int = 8
     body_timeout: float = 20.0
     metrics_dir: str = ""
-    gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def group_commit_on(self) -> bool:

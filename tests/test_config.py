@@ -4,6 +4,7 @@ import pytest
 
 from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
+from ecshop.redact import mask
 
 
 def test_defaults_are_the_embedded_shop(tmp_path, monkeypatch):
@@ -104,3 +105,15 @@ def test_a_malformed_url_is_named_without_its_password():
     with pytest.raises(ConfigError) as info:
         load_config({"ECSHOP_REDIS_URL": "http://:s3cr@t@cache:6379/0"})
     assert str(info.value).startswith("ECSHOP_REDIS_URL") and "s3cr@t" not in str(info.value)
+
+
+def test_the_repr_of_a_config_shows_no_secret():
+    config = load_config({
+        "ECSHOP_ADMIN_TOKEN": "admin-" + "a" * 32, "ECSHOP_SECRET_KEY": "key-" + "k" * 32,
+        "ECSHOP_GATEWAY_SANDBOX_SECRET": "gw-secret-value",
+        "ECSHOP_DATABASE_URL": "mysql://shop:p@ss@db/shop",
+    })  # fmt: skip
+    shown = mask(repr(config))
+    for secret in ("admin-", "key-", "gw-secret-value", "p@ss"):
+        assert secret not in shown
+    assert "mysql://shop:***@db/shop" in shown
