@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ BODY = (
     '{"lines":[{"sku":"BENCH","qty":1}],"customer":{"email":"b@example.com"},"gateway":"sandbox"}'
 )
 DURATION = "10s"
+ADMIN_TOKEN = "bench-admin-token-of-32-characters"
 RESULTS: dict[str, dict[str, float]] = {}
 
 
@@ -54,17 +56,18 @@ def wrk(url: str, path: str) -> dict[str, float]:
 def _env(kind: str, tmp: Path, bench_redis, bench_mariadb, gateway) -> dict[str, str]:
     if kind.startswith("embedded"):
         db = f"sqlite:///{tmp}/bench-{free_port()}.db"
-        extra = {}
+        extra = {"ECSHOP_THREADS": "1"}  # sync workers
         if kind == "embedded-group":
             extra = {"ECSHOP_THREADS": "8", "ECSHOP_GROUP_COMMIT": "on"}
     else:
         name = f"bench_{free_port()}"
         bench_mariadb.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
         db = bench_mariadb.url(name)
-        extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url}
+        extra = {"ECSHOP_REDIS_URL": bench_redis.unix_url, "ECSHOP_THREADS": "1"}
         if kind == "mariadb-redis-threads":
             extra["ECSHOP_THREADS"] = "8"  # group commit stays off: auto is on for SQLite only
-    return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": "bench", "ECSHOP_CHECKOUT_RATE_LIMIT": "0", "ECSHOP_RECONCILE_INTERVAL": "0",
+    return {"ECSHOP_DATABASE_URL": db, "ECSHOP_ADMIN_TOKEN": ADMIN_TOKEN, "ECSHOP_CHECKOUT_RATE_LIMIT": "0", "ECSHOP_RECONCILE_INTERVAL": "0",
+            "ECSHOP_SECRET_KEY": secrets.token_hex(32),
             "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
             "ECSHOP_PLUGINS_DIR": str(Path(__file__).resolve().parents[1] / "plugins"), **extra}  # fmt: skip
 
@@ -83,14 +86,14 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
     env = _env(kind, tmp_path, bench_redis, bench_mariadb, gateway)
     shop = ShopProcess(env=env, workers=2, log_path=tmp_path / "shop.log").start()
     try:
-        resp = requests.post(f"{shop.url}/api/v1/admin/products", headers={"Authorization": "Bearer bench"},
+        resp = requests.post(f"{shop.url}/api/v1/admin/products", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                              json={"sku": "BENCH", "name": "bench", "price": 100, "on_hand": 10_000_000})  # fmt: skip
         assert resp.status_code == 201, resp.text
         checkout = benchmark.pedantic(
             wrk, args=(shop.url, "/api/v1/checkout"), rounds=1, iterations=1
         )
         metrics = requests.get(
-            f"{shop.url}/metrics", headers={"Authorization": "Bearer bench"}, timeout=10
+            f"{shop.url}/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10
         ).text
         commits = re.search(r"ecshop_group_commits_total(?:\{[^}]*\})? (\d+)", metrics)
         writes = re.search(r"ecshop_group_commit_writes_total(?:\{[^}]*\})? (\d+)", metrics)

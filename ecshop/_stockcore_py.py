@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ecshop.errors import ConfigError, ValidationError
+from ecshop.redact import mask
 
 MAX_LINES = 100
 MAX_QTY = 10_000
@@ -99,8 +100,8 @@ def parse_redis_url(url: str) -> RedisAddress:
                 tls=parts.scheme == "rediss",
             )
     except ValueError as exc:
-        raise ConfigError(f"ECSHOP_REDIS_URL: malformed Redis URL {url!r}: {exc}") from exc
-    raise ConfigError(f"ECSHOP_REDIS_URL: unsupported scheme in {url!r}")
+        raise ConfigError(mask(f"ECSHOP_REDIS_URL: malformed Redis URL {url!r}: {exc}")) from exc
+    raise ConfigError(mask(f"ECSHOP_REDIS_URL: unsupported scheme in {url!r}"))
 
 
 def script_sha(source: str) -> str:

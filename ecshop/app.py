@@ -34,6 +34,7 @@ from ecshop.resources.middleware import (
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
+from ecshop.signing import return_links
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
 
@@ -106,7 +107,11 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
         ),
         payments=payment_service,
         flow=PaymentFlow(
-            order_service, payment_service, plugins.gateways, base_url=config.base_url
+            order_service,
+            payment_service,
+            plugins.gateways,
+            base_url=config.base_url,
+            return_links=return_links(config.secret_key, config.hold_ttl),
         ),
         reconciler=Reconciler(
             store,

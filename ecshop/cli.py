@@ -6,18 +6,20 @@ import argparse
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ecshop import __version__
-from ecshop.config import Config, child_environ, load_config
+from ecshop.config import Config, check_serving, child_environ, load_config
 from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
+from ecshop.files import private_dir
+from ecshop.redact import configure_logging, mask
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 
@@ -54,27 +56,30 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
             f"database: {store.describe()} — {store.server_version()}, schema {store.schema_version()}"
         )
     except Exception as exc:
-        print(f"database: {store.describe()} — unreachable: {exc}")
-    if config.redis_url:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(config.redis_url)
-            server = client.info("server")
-            policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-            print(
-                f"stock engine: redis {server.get('redis_version')} at {config.redis_url} (maxmemory-policy {policy})"
-            )
-        except redis.RedisError as exc:
-            print(f"stock engine: redis at {config.redis_url} — unreachable: {exc}")
-    else:
-        print("stock engine: sql (in the database)")
+        print(mask(f"database: {store.describe()} — unreachable: {exc}"))
+    print(
+        _redis_info(config.redis_url) if config.redis_url else "stock engine: sql (in the database)"
+    )
     return 0
+
+
+def _redis_info(url: str) -> str:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        server = client.info("server")
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+        line = f"stock engine: redis {server.get('redis_version')} at {url} (maxmemory-policy {policy})"
+    except (redis.RedisError, ValueError) as exc:
+        line = f"stock engine: redis at {url} — unreachable: {exc}"
+    return mask(line)
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from ecshop.plugins import load_plugins
 
+    check_serving(config)
     cmd_migrate(args, config)
     for line in load_plugins(config).gateway_lines():
         print(f"ecshop serve: {line}", file=sys.stderr, flush=True)
@@ -108,19 +113,16 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from ecshop import demo
     from ecshop.testing.servers import free_port
 
-    data = Path(args.data_dir).resolve()
-    data.mkdir(parents=True, exist_ok=True)
-    secret_file = data / "secrets"
-    if not secret_file.exists():
-        secret_file.write_text(f"{secrets.token_hex(16)} {secrets.token_urlsafe(24)}\n")
-        secret_file.chmod(0o600)
-    gateway_secret, admin_token = secret_file.read_text().split()
+    data = private_dir(Path(args.data_dir).resolve())
+    gateway_secret, admin_token, secret_key = demo.secrets_in(data)
     admin_token = config.admin_token or admin_token
+    secret_key = config.secret_key or secret_key
     host, _, port = args.bind.rpartition(":")
     gw_port = args.gateway_port or free_port()
     env = {
         "ECSHOP_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
         "ECSHOP_ADMIN_TOKEN": admin_token,
+        "ECSHOP_SECRET_KEY": secret_key,
         "ECSHOP_BASE_URL": f"http://{host}:{port}",
         "ECSHOP_GATEWAY_SANDBOX_URL": f"http://127.0.0.1:{gw_port}",
         "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway_secret,
@@ -130,6 +132,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     }
     child = child_environ(env)
     demo_config = load_config(child)
+    check_serving(demo_config)
     from ecshop.store import open_store
 
     store = open_store(demo_config.database_url)
@@ -254,8 +257,7 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from ecshop import dataio
     from ecshop.store import open_store
 
-    folder = Path(args.dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(args.dir)
     path = folder / f"ecshop-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl.gz"
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
     counts = dataio.export(store, path)
@@ -316,8 +318,8 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     try:
         number = test.run()
     except SmokeFailure as exc:
-        print(f"FAIL  {exc.message}")
-        print(f"ecshop: smoke test failed: {exc.message}", file=sys.stderr)
+        print(mask(f"FAIL  {exc.message}"))
+        print(mask(f"ecshop: smoke test failed: {exc.message}"), file=sys.stderr)
         return 1
     print(f"smoke test passed (test order {number})")
     return 0
@@ -431,14 +433,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(func=cmd_sandbox_gateway, rest=args_list[1:])
     else:
         args = parser.parse_args(args_list)
+        configure_logging()  # the sandbox gateway sets up its own
     try:
         config = load_config()
         return int(args.func(args, config))
     except ShopError as exc:
-        print(f"ecshop: {exc.message}", file=sys.stderr)
+        print(f"ecshop: {mask(exc.message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception:
+        # NOTE: a driver's error can quote a URL; the traceback goes out masked.
+        print(mask(traceback.format_exc()).rstrip(), file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

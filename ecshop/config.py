@@ -10,6 +10,7 @@ the same keys in lower case without the prefix (``database_url = "..."``, and a
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -18,9 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from ecshop.errors import ConfigError
+from ecshop.redact import mask
 
 PREFIX = "ECSHOP_"
 GATEWAY_PREFIX = "ECSHOP_GATEWAY_"
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError("must be a positive number of seconds")
+    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -133,13 +142,18 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "PUREPYTHON": (_bool, "0"),
     "GROUP_COMMIT": (_auto_bool, "auto"),
     "SHED_QUEUE_MS": (_non_negative_int, "3000"),
-    "THREADS": (_positive_int, "1"),
+    "THREADS": (_positive_int, "8"),
+    "BODY_TIMEOUT": (_positive_float, "20"),
     "METRICS_DIR": (_text, ""),
     "MAX_LINES_PER_ORDER": (_positive_int, "50"),
     "MAX_QTY_PER_LINE": (_positive_int, "100"),
     "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
 }
+# Settings whose value never appears in an error message.
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY"})
+MIN_SECRET_BYTES = 32
+MIN_ADMIN_TOKEN_CHARS = 32
 
 
 @dataclass(frozen=True)
@@ -148,8 +162,9 @@ class Config:
 
     database_url: str = "sqlite:///ecshop-data/shop.db"
     redis_url: str = ""
-    admin_token: str = ""
-    secret_key: str = ""
+    # NOTE: secrets stay out of repr(), so a logged or printed config shows none.
+    admin_token: str = field(default="", repr=False)
+    secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
     currency: str = "JPY"
     hold_ttl: int = 900
@@ -165,13 +180,14 @@ class Config:
     purepython: bool = False
     group_commit: str = "auto"
     shed_queue_ms: int = 3000
-    threads: int = 1
+    threads: int = 8
+    body_timeout: float = 20.0
     metrics_dir: str = ""
     max_lines_per_order: int = 50
     max_qty_per_line: int = 100
     checkout_rate_limit: tuple[int, float] = (20, 60.0)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
-    gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def group_commit_on(self) -> bool:
@@ -246,7 +262,8 @@ def load_config(
         try:
             values[name.lower()] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{PREFIX}{name}={raw!r}: {exc}") from exc
+            shown = "" if name in SECRET_SETTINGS else f"={raw!r}"
+            raise ConfigError(mask(f"{PREFIX}{name}{shown}: {exc}")) from exc
 
     # NOTE: gateway keys are kept whole under "" until a gateway asks for its own, since
     # only its name tells where the name ends (see Config.gateway_settings).
@@ -259,6 +276,29 @@ def load_config(
             flat[rest] = raw
     values["gateways"] = {"": flat}
     return Config(**values)
+
+
+def check_serving(config: Config) -> None:
+    """Refuse to serve with secrets too weak to protect the shop.
+
+    Raises:
+        ConfigError: ``ECSHOP_SECRET_KEY`` is missing or shorter than 32 bytes, or
+            ``ECSHOP_ADMIN_TOKEN`` is set but shorter than 32 characters (unset is
+            allowed: the admin API is then closed).
+    """
+    key_bytes = len(config.secret_key.encode("utf-8"))
+    if key_bytes < MIN_SECRET_BYTES:
+        state = "is not set" if not key_bytes else f"is {key_bytes} bytes long"
+        raise ConfigError(
+            f"{PREFIX}SECRET_KEY {state}: the shop needs a random secret of at least "
+            f"{MIN_SECRET_BYTES} bytes to sign links (e.g. python3 -c "
+            f"'import secrets; print(secrets.token_hex(32))')"
+        )
+    if config.admin_token and len(config.admin_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{PREFIX}ADMIN_TOKEN is {len(config.admin_token)} characters long: use at least "
+            f"{MIN_ADMIN_TOKEN_CHARS}, or leave it unset to close the admin API"
+        )
 
 
 def purepython_forced() -> bool:

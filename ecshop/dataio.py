@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from ecshop._rows import RowChecker
 from ecshop.errors import BadRequest, Conflict, ShopError
+from ecshop.files import open_private
 from ecshop.store import Store, Tx
 
 FORMAT = "ecshop-export"
@@ -50,13 +51,17 @@ def snapshot(store: Store) -> Iterator[Tx]:
 
 
 def export(store: Store, path: str | Path) -> dict[str, int]:
-    """Write the shop to ``path`` (the file appears whole or not at all); return the
-    row count per table."""
+    """Write the shop to ``path`` (the file appears whole or not at all, mode 0600: it
+    holds customers' data); return the row count per table."""
     counts: dict[str, int] = {}
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
     try:
-        with snapshot(store) as tx, gzip.open(partial, "wt", encoding="utf-8") as out:
+        with (
+            snapshot(store) as tx,
+            open_private(partial) as raw,
+            gzip.open(raw, "wt", encoding="utf-8") as out,
+        ):
             version = int(tx.scalar("SELECT MAX(version) FROM schema_version") or 0)
             _line(out, {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": version,
                         "dialect": store.dialect, "created_at": time.time()})  # fmt: skip

@@ -1,11 +1,21 @@
-"""The demo shop's catalog: a dozen products with Japanese and English names."""
+"""The demo shop: a dozen products with Japanese and English names, and the secrets
+it keeps in its data folder."""
 
 from __future__ import annotations
 
+import os
+import secrets
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ecshop import catalog
 from ecshop.errors import NotFound
+from ecshop.files import FILE_MODE, write_private
+
+# Two files, so a data folder made before the secret key existed keeps working.
+SECRETS_FILE = "secrets"  # the sandbox gateway's shared secret and the admin token
+SECRET_KEY_FILE = "secret-key"  # ECSHOP_SECRET_KEY
 
 DEMO_PRODUCTS: list[dict[str, Any]] = [
     {"sku": "SENCHA-100", "name": "静岡煎茶 Shizuoka Sencha 100g", "price": 1200, "on_hand": 40},
@@ -51,3 +61,21 @@ def seed(store: Any, stock: Any, currency: str) -> int:
         catalog.create_product(store, stock, data, currency=currency, actor="demo")
         added += 1
     return added
+
+
+def _kept(path: Path, make: Callable[[], str]) -> str:
+    """The text of ``path``, written first (mode 0600) from ``make()`` if missing."""
+    if not path.exists():
+        write_private(path, make())
+    os.chmod(path, FILE_MODE)  # an older demo wrote it with the umask's mode
+    return path.read_text(encoding="utf-8")
+
+
+def secrets_in(data: Path) -> tuple[str, str, str]:
+    """The demo's gateway secret, admin token and secret key, made on its first start
+    and kept in ``data`` so that they survive restarts."""
+    pair = _kept(data / SECRETS_FILE,
+                 lambda: f"{secrets.token_hex(16)} {secrets.token_urlsafe(24)}\n")  # fmt: skip
+    gateway_secret, admin_token = pair.split()
+    key = _kept(data / SECRET_KEY_FILE, lambda: secrets.token_hex(32) + "\n").strip()
+    return gateway_secret, admin_token, key

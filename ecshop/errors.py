@@ -95,6 +95,13 @@ class IdempotencyMismatch(ShopError):
     status = 422
 
 
+class RequestTimeout(ShopError):
+    """The client did not send its whole request body in time (``ECSHOP_BODY_TIMEOUT``)."""
+
+    code = "request_timeout"
+    status = 408
+
+
 class PayloadTooLarge(ShopError):
     code = "payload_too_large"
     status = 413

@@ -1,17 +1,38 @@
 """gunicorn settings for ``ecshop serve`` (bind and workers come from the command line).
 
-Threaded workers (``ECSHOP_THREADS`` per worker): a request waiting for its durable
-commit leaves the CPU to the others, and concurrent checkouts share one commit (group
-commit) where the database has a single writer.
+Threaded workers (``ECSHOP_THREADS`` per worker, 8 by default): a request waiting for
+its durable commit leaves the CPU to the others, concurrent checkouts share one commit
+(group commit) where the database has a single writer, and a client that sends its
+request slowly holds one thread, not a whole worker. A request body must arrive within
+``ECSHOP_BODY_TIMEOUT`` seconds (408 after that), so slow clients cannot keep threads
+for long either. A front proxy that buffers requests (see the README) is still the
+first line against slow clients.
 """
 
-from ecshop.config import load_config
+import sys
+
+from ecshop._gunicorn import bound_body, unbind_body
+from ecshop.config import check_serving, load_config
+from ecshop.errors import ConfigError
+from ecshop.redact import configure_logging
+
+try:
+    _config = load_config()
+    check_serving(_config)
+except ConfigError as exc:
+    # One line and a non-zero exit, as `ecshop serve` gives, not gunicorn's traceback.
+    print(f"ecshop: {exc.message}", file=sys.stderr)
+    sys.exit(2)
+configure_logging()
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
-threads = load_config().threads
-# NOTE: a threaded worker accepts every connection it can; capped, keep-alive clients
-# spread over all workers instead of piling onto the first one.
-worker_connections = threads * 2
+threads = _config.threads
+# NOTE: gunicorn's default. A cap near the thread count (it was threads * 2) made a
+# worker stop accepting while its kept-alive connections sat idle and close the rest
+# after one request, so clients past the cap waited for the accept loop's one-second
+# tick. An idle kept-alive connection costs no thread; a slow body costs one thread for
+# at most ECSHOP_BODY_TIMEOUT.
+worker_connections = 1000
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -20,8 +41,18 @@ max_requests_jitter = 2000
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+logger_class = "ecshop._gunicorn.MaskedLogger"
 # Each worker opens its own connections after the fork (the store does this lazily).
 preload_app = False
+
+
+def pre_request(worker, req):  # type: ignore[no-untyped-def]
+    """Start the clock on the request body (``ECSHOP_BODY_TIMEOUT``)."""
+    bound_body(req, _config.body_timeout)
+
+
+def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
+    unbind_body(req)
 
 
 _made_metrics_dir = ""

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from ecshop.config import load_config
+from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
+from ecshop.redact import mask
 
 
 def test_defaults_are_the_embedded_shop(tmp_path, monkeypatch):
@@ -60,3 +61,59 @@ def test_toml_file_sets_keys_and_environment_wins(tmp_path):
 def test_missing_named_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="ECSHOP_CONFIG"):
         load_config({"ECSHOP_CONFIG": str(tmp_path / "missing.toml")})
+
+
+def test_served_by_threads_with_a_body_deadline_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config({})
+    assert config.threads >= 4 and config.body_timeout == 20
+    assert config.group_commit_on  # SQLite served with threads: checkouts share commits
+    assert load_config({"ECSHOP_BODY_TIMEOUT": "2.5"}).body_timeout == 2.5
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        with pytest.raises(ConfigError, match=r"^ECSHOP_BODY_TIMEOUT"):
+            load_config({"ECSHOP_BODY_TIMEOUT": bad})
+
+
+GOOD_KEY = "k" * 32
+
+
+def test_serving_needs_a_secret_key_of_32_bytes():
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY}))
+    check_serving(load_config({"ECSHOP_SECRET_KEY": "é" * 16}))  # 32 bytes in UTF-8
+    for key in ("", "k" * 31):
+        with pytest.raises(ConfigError) as info:
+            check_serving(load_config({"ECSHOP_SECRET_KEY": key}))
+        message = str(info.value)
+        assert message.startswith("ECSHOP_SECRET_KEY") and "\n" not in message
+        assert not key or key not in message
+
+
+def test_serving_refuses_a_short_admin_token_but_not_a_missing_one():
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": ""}))
+    check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": "t" * 32}))
+    with pytest.raises(ConfigError) as info:
+        check_serving(load_config({"ECSHOP_SECRET_KEY": GOOD_KEY, "ECSHOP_ADMIN_TOKEN": "t0ken-31-characters-long-xxxxxx"}))  # fmt: skip
+    message = str(info.value)
+    assert message.startswith("ECSHOP_ADMIN_TOKEN") and "\n" not in message
+    assert "t0ken" not in message
+
+
+def test_a_malformed_url_is_named_without_its_password():
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_DATABASE_URL": "postgres://shop:p@ss@db/shop"})
+    assert str(info.value).startswith("ECSHOP_DATABASE_URL") and "p@ss" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_REDIS_URL": "http://:s3cr@t@cache:6379/0"})
+    assert str(info.value).startswith("ECSHOP_REDIS_URL") and "s3cr@t" not in str(info.value)
+
+
+def test_the_repr_of_a_config_shows_no_secret():
+    config = load_config({
+        "ECSHOP_ADMIN_TOKEN": "admin-" + "a" * 32, "ECSHOP_SECRET_KEY": "key-" + "k" * 32,
+        "ECSHOP_GATEWAY_SANDBOX_SECRET": "gw-secret-value",
+        "ECSHOP_DATABASE_URL": "mysql://shop:p@ss@db/shop",
+    })  # fmt: skip
+    shown = mask(repr(config))
+    for secret in ("admin-", "key-", "gw-secret-value", "p@ss"):
+        assert secret not in shown
+    assert "mysql://shop:***@db/shop" in shown

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 
@@ -396,3 +398,64 @@ def test_sqlite_writer_lock_is_freed_when_its_holder_is_killed(sqlite_url):
     with store.read() as tx:
         assert tx.scalar("SELECT COUNT(*) FROM products WHERE sku = 'AFTER'") == 1
         assert tx.scalar("SELECT COUNT(*) FROM settings WHERE name = 'x'") == 0
+
+
+def test_sqlite_files_and_folder_are_private(tmp_path):
+    old = os.umask(0o022)
+    try:
+        store = open_store(f"sqlite:///{tmp_path}/data/shop.db")
+        store.migrate()
+        with store.tx() as tx:
+            _add(tx, "TEA")
+        names = ("shop.db", "shop.db-wal", "shop.db-shm")
+        modes = {name: stat.S_IMODE(os.stat(tmp_path / "data" / name).st_mode) for name in names}
+        assert modes == dict.fromkeys(names, 0o600)
+        assert stat.S_IMODE(os.stat(tmp_path / "data").st_mode) == 0o700
+        store.close()
+    finally:
+        os.umask(old)
+
+
+def test_a_connection_error_does_not_show_the_password():
+    pytest.importorskip("MySQLdb")
+    from ecshop.testing.servers import free_port
+
+    store = open_store(f"mysql://shop:p@ss:w0rd@127.0.0.1:{free_port()}/shop")
+    assert store.describe() == f"mysql://shop:***@127.0.0.1:{store.args['port']}/shop"
+    with pytest.raises(StoreBusy) as info:
+        store.server_version()
+    assert "p@ss" not in str(info.value) and "w0rd" not in str(info.value)
+    assert "shop:***@127.0.0.1" in str(info.value)
+
+
+def _locked_by_another_process(path: str) -> bool:
+    """Whether some process holds SQLite's shared lock on the database file."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 510, 0x40000002)\n"
+        "except OSError:\n"
+        "    sys.exit(3)\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe, path]).returncode == 3
+
+
+def test_a_second_connection_keeps_the_first_ones_lock(sqlite_url):
+    """Opening the database file for another connection of the same process must not
+    drop SQLite's locks (closing any descriptor of a file drops all of a process's
+    POSIX locks on it): a process that then took itself for the last user would remove
+    the WAL under the others and leave them reading an old snapshot."""
+    path = sqlite_url[len("sqlite:///") :]
+    store = open_store(sqlite_url)
+    store.migrate()
+    assert store.schema_version() > 0  # this thread's connection, holding its lock
+    assert _locked_by_another_process(path)
+    thread = threading.Thread(target=store.schema_version)  # a connection of its own
+    thread.start()
+    thread.join()
+    assert _locked_by_another_process(path)
+    store.close()

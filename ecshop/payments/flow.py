@@ -12,10 +12,11 @@ import time
 from typing import Any
 
 from ecshop.errors import GatewayError, NotFound
-from ecshop.orders import ACCEPTED, PENDING, OrderService
+from ecshop.orders import ACCEPTED, PENDING, OrderService, load
 from ecshop.payments.base import PaymentOrder
 from ecshop.payments.notifications import PaymentService, event_from_status
 from ecshop.payments.sandbox_protocol import quote_value
+from ecshop.signing import RETURN_LINK_MARGIN, RETURN_PURPOSE, Signer
 
 
 def _iso(ts: Any) -> str | None:
@@ -23,12 +24,21 @@ def _iso(ts: Any) -> str | None:
 
 
 class PaymentFlow:
+    """Payments of orders through their gateways.
+
+    Args:
+        return_links: signs the value that lets a customer back from the gateway see the
+            order (``ticket=`` on the return URL) in place of the order's long-lived
+            access token, which gateways, browsers and proxies would keep in their logs.
+    """
+
     def __init__(self, orders: OrderService, payments: PaymentService, gateways: dict[str, Any],
-                 *, base_url: str) -> None:  # fmt: skip
+                 *, base_url: str, return_links: Signer | None = None) -> None:  # fmt: skip
         self.orders = orders
         self.payments = payments
         self.gateways = gateways
         self.base_url = base_url.rstrip("/")
+        self.return_links = return_links or Signer("", purpose=RETURN_PURPOSE, ttl=0)
 
     def _gateway(self, name: str) -> Any:
         gateway = self.gateways.get(name)
@@ -39,11 +49,31 @@ class PaymentFlow:
     def urls(self, order: dict[str, Any]) -> tuple[str, str]:
         """The notify and return URLs the gateway is given for this order."""
         name = order["gateway"]
-        query = f"order={quote_value(order['number'])}&token={quote_value(order['access_token'])}"
+        # NOTE: the ticket ends a day after the order's hold, not a day from now, so a
+        # replayed checkout (same Idempotency-Key) hands out the very same links.
+        hold_end = order.get("hold_expires_at")
+        expires = None if hold_end is None else float(hold_end) + RETURN_LINK_MARGIN
+        ticket = self.return_links.sign(order["number"], expires=expires)
+        query = f"order={quote_value(order['number'])}&ticket={quote_value(ticket)}"
         return (
             f"{self.base_url}/payments/{name}/notify",
             f"{self.base_url}/payments/{name}/return?{query}",
         )
+
+    def returning_order(self, number: str, ticket: str) -> dict[str, Any]:
+        """The order a customer coming back from its gateway with ``ticket`` may see.
+
+        Raises:
+            NotFound: no such order, or the ticket is tampered with, expired or another
+                order's (the same answer for all, so order numbers cannot be probed).
+        """
+        if self.return_links.verify(number, ticket):
+            with self.orders.store.read() as tx:
+                try:
+                    return load(tx, number)
+                except NotFound:
+                    pass
+        raise NotFound(f"no order {number!r} for this token", number=number)
 
     def start(self, order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
         """What the customer needs to pay: a redirect URL or an auto-posting form.

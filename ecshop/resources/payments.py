@@ -71,9 +71,17 @@ class Return:
 
     @declare(params=RETURN_PARAMS, answers=RETURN_ANSWERS)
     def on_get(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
-        """The customer is back from the gateway: show the order's real state."""
+        """The customer is back from the gateway: show the order's real state.
+
+        The return URL carries ``ticket``, a short-lived value signed for the order;
+        the order's access token (``token`` or ``X-Order-Token``) is taken too.
+        """
         number = req.get_param("order") or ""
-        order, _ = authorized_order(self.shop, req, number)
+        ticket = req.get_param("ticket")
+        if ticket is not None:
+            order = self.shop.flow.returning_order(number, ticket)
+        else:
+            order, _ = authorized_order(self.shop, req, number)
         if order["status"] == PENDING and order["gateway"] == gateway:
             # NOTE: the notification may still be on its way: ask the gateway now.
             self.shop.flow.settle(order)

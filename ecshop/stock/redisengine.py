@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
+from ecshop.redact import mask
 from ecshop.stock import _ledger, _redis_admin
 from ecshop.stock._base import EngineBase
 from ecshop.stock._types import NEVER, Levels, check_text, check_token, check_ttl
@@ -64,7 +65,7 @@ class RedisStockEngine(EngineBase):
         try:
             _redis_admin.check_policy(self.client)
         except redis.ConnectionError as exc:
-            log.warning("Redis at %s is not reachable yet: %s", self.url, exc)
+            log.warning("Redis at %s is not reachable yet: %s", mask(self.url), exc)
             return
         self._checked = True
 

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+from ecshop.redact import mask
 from ecshop.store._base import DuplicateKey, SchemaTooNew, Store, StoreBusy, Tx
 
 __all__ = ["DuplicateKey", "SchemaTooNew", "Store", "StoreBusy", "Tx", "open_store"]
@@ -34,4 +35,4 @@ def open_store(url: str, *, lock_timeout: int = 5, group_commit: bool = False) -
         from ecshop.store._mysql import MySQLStore
 
         return MySQLStore(url, lock_timeout=lock_timeout, group_commit=group_commit)
-    raise ValueError(f"unsupported database URL: {url!r}")
+    raise ValueError(mask(f"unsupported database URL: {url!r}"))

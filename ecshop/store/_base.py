@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any, TypeVar
 
 from ecshop.errors import StoreError, Unavailable
+from ecshop.redact import mask
 
 T = TypeVar("T")
 Row = dict[str, Any]
@@ -351,11 +352,7 @@ class Store:
 
     def describe(self) -> str:
         """The URL without its password, for logs and ``ecshop info``."""
-        head, sep, tail = self.url.partition("@")
-        if not sep or ":" not in head.split("//", 1)[-1]:
-            return self.url
-        scheme_user = head.rsplit(":", 1)[0]
-        return f"{scheme_user}:***@{tail}"
+        return mask(self.url)
 
     # -- connections ----------------------------------------------------------------
     def connection(self) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ecshop.errors import ConfigError
+from ecshop.redact import mask
 from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx
 
 # MySQL error numbers we map onto our own errors.
@@ -64,7 +65,9 @@ class MySQLStore(Store):
             # are ecshop's own (an import checks its column names against the table).
             conn = MySQLdb.connect(**self.args, client_flag=CLIENT.MULTI_STATEMENTS)
         except MySQLdb.Error as exc:
-            raise StoreBusy(f"cannot connect to the database: {exc}", retry_after=5) from exc
+            raise StoreBusy(
+                mask(f"cannot connect to the database {self.describe()}: {exc}"), retry_after=5
+            ) from exc
         cur = conn.cursor()
         cur.execute(f"SET SESSION sql_mode='{SQL_MODE}'")
         cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")

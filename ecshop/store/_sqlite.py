@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ecshop.files import create_private, private_dir
 from ecshop.store._base import DuplicateKey, Store, StoreBusy, Tx
 
 # A writer holds the lock for its statements and one fsync, well under a millisecond
@@ -85,12 +86,16 @@ class SQLiteStore(Store):
         super().__init__(url, lock_timeout=lock_timeout, group_commit=group_commit)
         self.path = url[len("sqlite:///") :]
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_dir(Path(self.path).parent)
         self._writer = WriterLock(
             None if self.path == ":memory:" else self.path + "-writer", lock_timeout
         )
 
     def _connect(self) -> Any:
+        if self.path != ":memory:":
+            # NOTE: SQLite gives the -wal and -shm files the mode of the database
+            # file, so creating that one 0600 keeps all three private.
+            create_private(self.path)
         # NOTE: isolation_level=None hands transaction control to us: every write
         # transaction starts with BEGIN IMMEDIATE, so two writers never deadlock on a
         # read-to-write lock upgrade; the second waits up to busy_timeout instead.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,7 +20,11 @@ GUNICORN_CONF = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
 
 @dataclass
 class ShopProcess:
-    """``gunicorn ecshop.app:create_app()`` with the given ``ECSHOP_*`` environment."""
+    """``gunicorn ecshop.app:create_app()`` with the given ``ECSHOP_*`` environment.
+
+    A shop refuses to serve without a secret key: when neither ``env`` nor the
+    environment names ``ECSHOP_SECRET_KEY``, a random one is put in ``env``.
+    """
 
     env: dict[str, str]
     workers: int = 2
@@ -27,6 +32,10 @@ class ShopProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
+            self.env["ECSHOP_SECRET_KEY"] = secrets.token_hex(32)
 
     @property
     def url(self) -> str:

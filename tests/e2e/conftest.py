@@ -32,6 +32,10 @@ class Stack:
     http: requests.Session
 
     @property
+    def secret_key(self) -> str:
+        return self.shop.env["ECSHOP_SECRET_KEY"]
+
+    @property
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.admin_token}"}
 
@@ -129,10 +133,11 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
             store_url = request.getfixturevalue("mysql_url")
             extra = {"ECSHOP_REDIS_URL": request.getfixturevalue("redis_url")}
         port = free_port()
-        token = secrets.token_hex(8)
+        token = secrets.token_hex(16)
         shop_env = {
             "ECSHOP_DATABASE_URL": store_url,
             "ECSHOP_ADMIN_TOKEN": token,
+            "ECSHOP_SECRET_KEY": secrets.token_hex(32),
             "ECSHOP_BASE_URL": f"http://127.0.0.1:{port}",
             "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url,
             "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,

@@ -1,0 +1,113 @@
+"""The ``ecshop`` command as a real process: refusals, masked output, private files."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecshop.testing.servers import free_port
+
+KEY = "k" * 32
+
+
+def ecshop(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``ecshop <args>`` with only ``env`` of the ECSHOP_* settings."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ECSHOP_")}
+    return subprocess.run([sys.executable, "-m", "ecshop.cli", *args], env={**base, **env},
+                          cwd=cwd, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({}, "ECSHOP_SECRET_KEY"),
+        ({"ECSHOP_SECRET_KEY": "k" * 31}, "ECSHOP_SECRET_KEY"),
+        (
+            {"ECSHOP_SECRET_KEY": KEY, "ECSHOP_ADMIN_TOKEN": "short-admin-token"},
+            "ECSHOP_ADMIN_TOKEN",
+        ),
+    ],
+)
+def test_serve_refuses_weak_secrets_with_one_line(tmp_path, env, named):
+    db = tmp_path / "shop.db"
+    run = ecshop("serve", "--bind", f"127.0.0.1:{free_port()}",
+                 env={"ECSHOP_DATABASE_URL": f"sqlite:///{db}", **env}, cwd=tmp_path)  # fmt: skip
+    assert run.returncode != 0
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"ecshop: {named}")
+    assert "short-admin-token" not in line
+    assert not db.exists()  # refused before touching anything
+
+
+def test_info_masks_every_password(tmp_path):
+    closed = free_port()
+    env = {
+        "ECSHOP_DATABASE_URL": f"mysql://shop:p@ss@127.0.0.1:{closed}/shop",
+        "ECSHOP_REDIS_URL": f"redis://:s3cr@t@127.0.0.1:{closed}/0",
+    }
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    out = run.stdout + run.stderr
+    assert f"database: mysql://shop:***@127.0.0.1:{closed}/shop" in out
+    assert f"redis at redis://:***@127.0.0.1:{closed}/0" in out
+    assert "unreachable" in out
+    assert "p@ss" not in out and "s3cr@t" not in out
+
+
+def test_info_masks_query_string_and_tls_passwords(tmp_path):
+    closed = free_port()
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db",
+           "ECSHOP_REDIS_URL": f"redis://127.0.0.1:{closed}/0?password=hunter2"}  # fmt: skip
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert "password=***" in run.stdout and "hunter2" not in run.stdout + run.stderr
+    env["ECSHOP_REDIS_URL"] = f"rediss://user:pw-secret@127.0.0.1:{closed}"
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert "rediss://user:***@" in run.stdout and "pw-secret" not in run.stdout + run.stderr
+
+
+def test_connection_errors_and_their_log_lines_are_masked(tmp_path):
+    """A stock engine on a closed port: the warnings logged and the error printed."""
+    db = f"sqlite:///{tmp_path}/shop.db"
+    assert ecshop("migrate", env={"ECSHOP_DATABASE_URL": db}, cwd=tmp_path).returncode == 0
+    env = {
+        "ECSHOP_DATABASE_URL": db,
+        "ECSHOP_REDIS_URL": f"redis://:s3cr@t@127.0.0.1:{free_port()}/0",
+    }
+    run = ecshop("stock", "audit", env=env, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "not reachable" in run.stderr and "redis://:***@127.0.0.1" in run.stderr
+    assert "s3cr@t" not in run.stdout + run.stderr
+    mysql = {"ECSHOP_DATABASE_URL": f"mysql://shop:p@ss@127.0.0.1:{free_port()}/shop"}
+    run = ecshop("migrate", env=mysql, cwd=tmp_path)
+    assert run.returncode != 0 and "cannot connect" in run.stderr
+    assert "p@ss" not in run.stdout + run.stderr
+
+
+def test_export_and_backup_are_private(tmp_path):
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/data/shop.db"}
+    assert ecshop("migrate", env=env, cwd=tmp_path).returncode == 0
+    assert mode(tmp_path / "data") == 0o700 and mode(tmp_path / "data" / "shop.db") == 0o600
+    assert ecshop("export", "shop.jsonl.gz", env=env, cwd=tmp_path).returncode == 0
+    assert mode(tmp_path / "shop.jsonl.gz") == 0o600
+    run = ecshop("backup", "--dir", "backups/daily", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    [backup] = (tmp_path / "backups" / "daily").iterdir()
+    assert mode(backup) == 0o600
+    assert mode(tmp_path / "backups") == 0o700 and mode(tmp_path / "backups" / "daily") == 0o700
+
+
+def test_smoke_test_failure_does_not_show_a_password_in_its_url(tmp_path):
+    url = f"http://shop:pw-s3cret@127.0.0.1:{free_port()}"
+    run = ecshop("smoke-test", "--base-url", url, "--admin-token", "t" * 32, env={}, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "http://shop:***@127.0.0.1" in run.stdout + run.stderr
+    assert "pw-s3cret" not in run.stdout + run.stderr
