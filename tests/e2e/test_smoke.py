@@ -31,7 +31,10 @@ def test_smoke_test_places_pays_and_cancels_a_test_order(make_stack, setup):
     assert "smoke test passed" in done.stdout and "order" in done.stdout
     number = done.stdout.rsplit("test order ", 1)[1].strip(" )\n")
     order = stack.order(number)
-    assert order["status"] == "cancelled" and order["paid_amount"] == order["total"]
+    # NOTE: the gateway's notice of the refund may land before the cancellation: the
+    # order then ends refunded, with the same money and stock back.
+    assert order["status"] in ("cancelled", "refunded")
+    assert order["paid_amount"] == order["total"]
     assert order["refunded_amount"] == order["total"]
     at_gateway = stack.gateway.api("GET", f"/v1/payments/{number}")
     assert (at_gateway["status"], at_gateway["refunded_amount"]) == ("refunded", order["total"])
