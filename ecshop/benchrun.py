@@ -112,18 +112,13 @@ class Bench:
             "ECSHOP_REDIS_URL": self.redis_url or "", "ECSHOP_ADMIN_TOKEN": token,
             "ECSHOP_GATEWAY_SANDBOX_URL": gateway.url, "ECSHOP_GATEWAY_SANDBOX_SECRET": gateway.secret,
             "ECSHOP_RECONCILE_INTERVAL": "0", "ECSHOP_CONFIG": str(work / "none.toml"),
-            "ECSHOP_PLUGINS_DIR": str(work / "plugins"), "ECSHOP_PLUGINS_ENABLED": "",
+            "ECSHOP_PLUGINS_DIR": str(work / "plugins"), "ECSHOP_PLUGINS_ENABLED": "sandbox",
             # the bench's clients all come from this host: no per-client limit
             "ECSHOP_CHECKOUT_RATE_LIMIT": "0",
         }  # fmt: skip
         (work / "none.toml").write_text("")
-        # The shop under test pays through the sandbox gateway, whatever plugins the
-        # real shop has: its plugins folder holds only the sandbox client.
-        (work / "plugins").mkdir()
-        (work / "plugins" / "sandbox.py").write_text(
-            "from ecshop.payments.sandbox_client import SandboxGateway\n"
-            "NAME = 'sandbox'\n\n\ndef register(host):\n    host.add_gateway(SandboxGateway)\n"
-        )
+        # The shop under test pays through the built-in sandbox gateway, whatever
+        # plugins the real shop has: only that plugin is enabled.
         shop = None
         try:
             shop = ShopProcess(env=env, workers=self.workers, log_path=work / "shop.log")

@@ -141,7 +141,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     added = demo.seed(shop.store, shop.stock, demo_config.currency)
     shop.close()
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "ecshop.payments.sandbox_server", "--port", str(gw_port),
+        [sys.executable, "-m", "ecshop.sandbox.server", "--port", str(gw_port),
          "--state", str(data / "sandbox-gateway.db")],
         env=child,
     )  # fmt: skip
@@ -234,7 +234,7 @@ def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_sandbox_gateway(args: argparse.Namespace, config: Config) -> int:
-    from ecshop.payments import sandbox_server
+    from ecshop.sandbox import server as sandbox_server
 
     return int(sandbox_server.main(args.rest))
 

@@ -146,10 +146,9 @@ def test_a_plugin_can_remove_a_hook_another_plugin_added(tmp_path):
         "    assert host.remove_filter('cart_totals', fee, 20)\n"
     )
     totals = {"subtotal": 1000, "shipping": 0, "total": 1000}
-    host = load_plugins(load_config({"ECSHOP_PLUGINS_DIR": str(tmp_path)}))
-    assert [p.status for p in host.plugins] == ["enabled", "enabled"]
+    only_folder = {"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_PLUGINS_ENABLED": "a_fee,b_nofee"}
+    host = load_plugins(load_config(only_folder))
+    assert [p.status for p in host.plugins if p.source == "folder"] == ["enabled", "enabled"]
     assert host.hooks.apply_filters("cart_totals", totals, {})["shipping"] == 0
-    only_a = load_plugins(
-        load_config({"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_PLUGINS_DISABLED": "b_nofee"})
-    )
+    only_a = load_plugins(load_config({**only_folder, "ECSHOP_PLUGINS_DISABLED": "b_nofee"}))
     assert only_a.hooks.apply_filters("cart_totals", totals, {})["shipping"] == 700

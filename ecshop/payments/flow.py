@@ -10,12 +10,12 @@ import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 from ecshop.errors import GatewayError, NotFound
 from ecshop.orders import ACCEPTED, PENDING, OrderService, load
 from ecshop.payments.base import PaymentOrder
 from ecshop.payments.notifications import PaymentService, event_from_status
-from ecshop.payments.sandbox_protocol import quote_value
 from ecshop.signing import RETURN_LINK_MARGIN, RETURN_PURPOSE, Signer
 
 
@@ -54,7 +54,7 @@ class PaymentFlow:
         hold_end = order.get("hold_expires_at")
         expires = None if hold_end is None else float(hold_end) + RETURN_LINK_MARGIN
         ticket = self.return_links.sign(order["number"], expires=expires)
-        query = f"order={quote_value(order['number'])}&ticket={quote_value(ticket)}"
+        query = urlencode({"order": order["number"], "ticket": ticket})
         return (
             f"{self.base_url}/payments/{name}/notify",
             f"{self.base_url}/payments/{name}/return?{query}",

@@ -401,7 +401,7 @@ def sandbox_harness(directory: Path, **switches: Any) -> Iterator[GatewayHarness
     other keywords are the sandbox process's switches. The gateway gets the settings
     ``url`` and ``secret``.
     """
-    from ecshop.payments.sandbox_protocol import sign_body
+    from ecshop.sandbox.protocol import sign_body
     from ecshop.testing.sandbox import SandboxGatewayProcess
 
     gateway_class = switches.pop("gateway_class")

@@ -30,7 +30,7 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedire
 
 @dataclass
 class SandboxGatewayProcess:
-    """``python -m ecshop.payments.sandbox_server`` on a free port with its own state file.
+    """``python -m ecshop.sandbox.server`` on a free port with its own state file.
 
     Keyword switches become flags (``delay_ms=200`` → ``--delay-ms 200``,
     ``reorder=True`` → ``--reorder``). With ``secret_via_env`` the secret is handed
@@ -57,7 +57,7 @@ class SandboxGatewayProcess:
         return self.directory / "sandbox-gateway.log"
 
     def args(self) -> list[str]:
-        args = [sys.executable, "-m", "ecshop.payments.sandbox_server", "--port", str(self.port),
+        args = [sys.executable, "-m", "ecshop.sandbox.server", "--port", str(self.port),
                 "--state", str(self.state_path)]  # fmt: skip
         if not self.secret_via_env:
             args += ["--secret", self.secret]

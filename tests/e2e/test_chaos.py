@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from ecshop.payments.sandbox_protocol import sign_body
+from ecshop.sandbox.protocol import sign_body
 from tests.e2e._drive import run_checkouts
 from tests.e2e.conftest import GROUPED, SETUPS
 from tests.e2e.test_checkout_flow import wait_for

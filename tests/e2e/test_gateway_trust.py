@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from ecshop.config import child_environ
-from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, sign_body
+from ecshop.sandbox.protocol import SIGNATURE_HEADER, sign_body
 from ecshop.testing.servers import free_port
 from tests.e2e.test_checkout_flow import wait_for
 

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, sign_body
+from ecshop.sandbox.protocol import SIGNATURE_HEADER, sign_body
 from tests.e2e.conftest import SETUPS
 
 CART = {"lines": [{"sku": "TEA", "qty": 2}], "customer": {"email": "a@example.com"},

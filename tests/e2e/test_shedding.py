@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 
-from ecshop.payments.sandbox_protocol import sign_body
+from ecshop.sandbox.protocol import sign_body
 from tests.e2e.test_checkout_flow import wait_for
 
 BODY = {

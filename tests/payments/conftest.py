@@ -1,7 +1,7 @@
 """Fixtures for the payment tests: the sandbox gateway as a real process.
 
 ``sandbox_gateway`` is a factory: ``start_sandbox_gateway(drop=0.3, seed=7)`` starts
-``python -m ecshop.payments.sandbox_server`` on a free port with its own state file and
+``python -m ecshop.sandbox.server`` on a free port with its own state file and
 returns a :class:`SandboxGateway`: the :class:`ecshop.testing.sandbox.SandboxGatewayProcess`
 handle (``url``, ``secret``, ``stop()``, ``restart()``) with helpers to sign links,
 press Pay or Decline and call the API through ``requests``. Keyword switches become
@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from ecshop.payments.sandbox_protocol import sign_query
+from ecshop.sandbox.protocol import sign_query
 from ecshop.testing.sandbox import SandboxGatewayProcess
 
 

@@ -6,6 +6,7 @@ own tests pass the conformance kit. The example package is ``docs/examples/acmep
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,19 @@ def test_kit_fails_a_gateway_that_accepts_stale_notifications(folder: Path, tmp_
         "FAILED test_folder_kit.py::TestFolderPlugin::test_stale_timestamp_is_refused"
         in done.stdout
     )
+
+
+def test_the_built_in_gateways_come_with_the_package_from_any_folder(tmp_path):
+    """Run from an empty folder (no plugins folder at all), ecshop still finds and
+    offers its own gateways: they are entry points of the installed package."""
+    env = {
+        **os.environ, "ECSHOP_GATEWAY_SANDBOX_URL": "http://127.0.0.1:9",
+        "ECSHOP_GATEWAY_SANDBOX_SECRET": "s" * 32, "ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT": "Bank 1",
+    }  # fmt: skip
+    env.pop("ECSHOP_PLUGINS_DIR", None)
+    done = subprocess.run([sys.executable, "-m", "ecshop.cli", "plugins"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "gateways: bank_transfer, cod, sandbox" in done.stdout, done.stdout
+    for plugin in ("sandbox", "offline_payments", "shipping_fee"):
+        assert f"{plugin} " in done.stdout and "entry_point" in done.stdout

@@ -7,7 +7,7 @@ from urllib.parse import parse_qsl, quote_plus, urlencode
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecshop.payments.sandbox_protocol import canonical_query, quote_value, sign_query, verify_query
+from ecshop.sandbox.protocol import canonical_query, quote_value, sign_query, verify_query
 
 text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
 

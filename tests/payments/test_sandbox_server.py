@@ -26,7 +26,7 @@ import pytest
 
 from ecshop.config import child_environ
 from ecshop.errors import SignatureError
-from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, verify_body
+from ecshop.sandbox.protocol import SIGNATURE_HEADER, verify_body
 
 FAST_RETRY = {"retry_base_ms": 20}
 
@@ -284,7 +284,7 @@ def test_secret_comes_from_the_environment_when_not_given(sandbox_gateway):
 def test_bad_command_lines_exit_2_with_a_reason(tmp_path, args, message):
     env = child_environ({"ECSHOP_GATEWAY_SANDBOX_SECRET": ""})
     done = subprocess.run(
-        [sys.executable, "-m", "ecshop.payments.sandbox_server", *args,
+        [sys.executable, "-m", "ecshop.sandbox.server", *args,
          "--state", str(tmp_path / "gw.db")],
         env=env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip

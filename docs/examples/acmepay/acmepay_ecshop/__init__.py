@@ -25,7 +25,7 @@ from ecshop.payments.base import (
     PaymentStatus,
     RefundResult,
 )
-from ecshop.payments.sandbox_protocol import sign_query, verify_body
+from ecshop.sandbox.protocol import sign_query, verify_body
 
 NAME = "acmepay"
 VERSION = "0.3.1"

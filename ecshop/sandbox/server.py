@@ -41,9 +41,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from ecshop.config import load_config
 from ecshop.errors import ConfigError, ShopError
-from ecshop.payments._sandbox_app import create_app
-from ecshop.payments._sandbox_delivery import Deliverer, FaultDice, Faults, RetryPolicy
-from ecshop.payments._sandbox_state import SandboxState
+from ecshop.sandbox.app import create_app
+from ecshop.sandbox.delivery import Deliverer, FaultDice, Faults, RetryPolicy
+from ecshop.sandbox.state import SandboxState
 
 log = logging.getLogger("ecshop.sandbox_gateway")
 

@@ -1,7 +1,9 @@
-"""The sandbox gateway's client, registered by ``plugins/sandbox.py``.
+"""Built-in plugin: the shop's client of the sandbox payment provider (``ecshop.sandbox``).
 
-Settings: ECSHOP_GATEWAY_SANDBOX_URL, ECSHOP_GATEWAY_SANDBOX_SECRET,
-optional ECSHOP_GATEWAY_SANDBOX_MERCHANT and ECSHOP_GATEWAY_SANDBOX_TOLERANCE (seconds).
+A test gateway: offered only once ECSHOP_GATEWAY_SANDBOX_URL and
+ECSHOP_GATEWAY_SANDBOX_SECRET (at least 32 bytes) are set. Optional:
+ECSHOP_GATEWAY_SANDBOX_MERCHANT, ECSHOP_GATEWAY_SANDBOX_TOLERANCE (seconds) and
+ECSHOP_GATEWAY_SANDBOX_EXPIRE_SESSIONS.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from ecshop.payments.base import (
     PaymentStatus,
     RefundResult,
 )
-from ecshop.payments.sandbox_protocol import (
+from ecshop.sandbox.protocol import (
     SIGNATURE_HEADER,
     canonical_query,
     sign_canonical,
@@ -106,3 +108,11 @@ class SandboxGateway(Gateway):
         return RefundResult(
             str(data.get("id", "")), order_number, amount, int(data.get("refunded_amount", amount))
         )
+
+
+NAME = "sandbox"
+VERSION = "1.0"
+
+
+def register(host: Any) -> None:
+    host.add_gateway(SandboxGateway)

@@ -23,10 +23,10 @@ import falcon
 
 from ecshop.errors import BadRequest, PayloadTooLarge, ShopError, Unauthorized
 from ecshop.errors import ValidationError as Invalid
-from ecshop.payments._sandbox_delivery import Deliverer, FaultDice
-from ecshop.payments._sandbox_schema import CAPTURED, EXPIRED, STATUSES, SessionExpired
-from ecshop.payments._sandbox_state import SandboxState
-from ecshop.payments.sandbox_protocol import PAY_FIELDS, verify_query
+from ecshop.sandbox.delivery import Deliverer, FaultDice
+from ecshop.sandbox.protocol import PAY_FIELDS, verify_query
+from ecshop.sandbox.schema import CAPTURED, EXPIRED, STATUSES, SessionExpired
+from ecshop.sandbox.state import SandboxState
 
 log = logging.getLogger("ecshop.sandbox_gateway")
 
@@ -42,7 +42,7 @@ class InvalidSignature(BadRequest):
 
 
 def _template(name: str) -> Template:
-    text = resources.files("ecshop.payments").joinpath("templates", name).read_text("utf-8")
+    text = resources.files("ecshop.sandbox").joinpath("templates", name).read_text("utf-8")
     return Template(text)
 
 

@@ -34,9 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ecshop.payments._sandbox_schema import Fate, QueuedDelivery
-from ecshop.payments._sandbox_state import SandboxState
-from ecshop.payments.sandbox_protocol import SIGNATURE_HEADER, sign_body
+from ecshop.sandbox.protocol import SIGNATURE_HEADER, sign_body
+from ecshop.sandbox.schema import Fate, QueuedDelivery
+from ecshop.sandbox.state import SandboxState
 
 log = logging.getLogger("ecshop.sandbox_gateway")
 

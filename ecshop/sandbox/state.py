@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ecshop.errors import Conflict
-from ecshop.payments._sandbox_schema import (
+from ecshop.sandbox.schema import (
     CAPTURED,
     EVENT_FAILED,
     EVENT_REFUNDED,
