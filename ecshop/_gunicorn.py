@@ -17,17 +17,24 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
+from ecshop.config import load_config
 from ecshop.errors import RequestTimeout
+from ecshop.logconf import configure_logging
 from ecshop.redact import install_filter
 
 log = logging.getLogger("ecshop.http")
 
 
 class MaskedLogger(Logger):
-    """gunicorn's logger with passwords masked in the error and access logs."""
+    """gunicorn's logger, on the shop's logging configuration (:mod:`ecshop.logconf`:
+    its format, level and request ids), with passwords masked in the error and access
+    logs."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        config = load_config()
+        # NOTE: gunicorn has just put its own handler on its error log; this replaces it.
+        configure_logging(config.log_level, config.log_format)
         for logger in (self.error_log, self.access_log):
             install_filter(logger)
 

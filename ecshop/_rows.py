@@ -23,6 +23,7 @@ from ecshop.schema import (
     CURRENCY,
     DELTA,
     DESCRIPTION,
+    MAX_PRICE,
     MONEY,
     NAME,
     POSITIVE_MONEY,
@@ -40,6 +41,8 @@ ID: Schema = {"type": "integer", "minimum": 1, "description": "a positive intege
 POSITIVE: Schema = {"type": "integer", "minimum": 1, "maximum": 10_000,
                     "description": "a positive integer of at most 10000"}  # fmt: skip
 ACTIVE: Schema = {"type": "integer", "enum": [0, 1], "description": "0 or 1"}
+FEE_AMOUNT: Schema = {"type": "integer", "minimum": -MAX_PRICE, "maximum": MAX_PRICE,
+                      "description": "an integer in minor units (negative: a discount)"}  # fmt: skip
 TEXT: Schema = {**TOKEN, "maxLength": 10_000, "description": "a non-empty string"}
 ANY_TEXT: Schema = {"type": "string", "maxLength": 1_000_000, "description": "a string"}
 STATUS: Schema = {"type": "string", "enum": list(STATUSES)}
@@ -122,6 +125,9 @@ TABLES: dict[str, Table] = {
         "order_number": TOKEN, "line_no": ID, "sku": SKU, "name": NAME, "unit_price": PRICE,
         "qty": POSITIVE, "line_total": MONEY}), ("order_number", "line_no"),
         {"order_number": ("orders", "number")}, (_line_total,)),
+    "order_fees": Table(obj({
+        "order_number": TOKEN, "line_no": ID, "name": NAME, "amount": FEE_AMOUNT,
+        "taxable": ACTIVE}), ("order_number", "line_no"), {"order_number": ("orders", "number")}),
     "order_events": Table(obj({
         "id": ID, "order_number": TOKEN, "from_status": nullable(STATUS), "to_status": STATUS,
         "actor": TOKEN, "reason": TEXT, "data_json": nullable(ANY_TEXT), "created_at": TIME}),

@@ -21,10 +21,11 @@ from ecshop.errors import (
     Unavailable,
     ValidationError,
 )
-from ecshop.orders import PENDING, OrderService, lines_of, load
+from ecshop.orders import PENDING, OrderService, fees_of, lines_of, load
 from ecshop.schema import EMAIL, QTY, SKU, obj, validate
 from ecshop.stockcore import core
 from ecshop.store import DuplicateKey, Store, Tx
+from ecshop.totals import Totals, compute
 
 MAX_CUSTOMER_JSON = 4096
 MAX_LINES = 100
@@ -65,6 +66,7 @@ class CheckoutResult:
     order: dict[str, Any]
     lines: list[dict[str, Any]]
     created: bool  # False when an Idempotency-Key replayed an earlier order
+    fees: list[dict[str, Any]]
 
 
 def request_hash(body: dict[str, Any]) -> str:
@@ -161,7 +163,8 @@ class CheckoutService:
                     "this Idempotency-Key was used with a different request body", key=key
                 )
 
-            return CheckoutResult(load(tx, row["ref"]), lines_of(tx, row["ref"]), created=False)
+            ref = row["ref"]
+            return CheckoutResult(load(tx, ref), lines_of(tx, ref), False, fees_of(tx, ref))
 
     def place(
         self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None,
@@ -207,7 +210,7 @@ class CheckoutService:
             # inside it), and with group commit it shares its commit with concurrent
             # checkouts. Either way it is durable before this returns. On MySQL the
             # price query is on the server while Redis takes the hold.
-            def write(tx: Tx) -> tuple[list[dict[str, Any]], int, int, int, float, float]:
+            def write(tx: Tx) -> tuple[list[dict[str, Any]], Totals, float, float]:
                 nonlocal reserved
                 now = time.time()
                 expires_at = now + deadline
@@ -221,14 +224,14 @@ class CheckoutService:
                 reserved = True
                 priced = self._priced(prices(), lines)
                 self._check_product_caps(priced)
-                subtotal, shipping, total = self._totals(priced, cart.customer, gateway)
-                self._write(tx, number, token, priced, cart.customer_json, gateway, subtotal,
-                            shipping, total, now, expires_at)  # fmt: skip
+                totals = self._totals(priced, cart.customer, gateway)
+                self._write(tx, number, token, priced, cart.customer_json, gateway, totals,
+                            now, expires_at)  # fmt: skip
                 if idempotency_key:
                     self._remember(tx, idempotency_key, digest, number, now)
-                return priced, subtotal, shipping, total, now, expires_at
+                return priced, totals, now, expires_at
 
-            priced, subtotal, shipping, total, now, expires_at = self.store.grouped(write)
+            priced, totals, now, expires_at = self.store.grouped(write)
         except DuplicateKey as exc:
             self.stock.release(number)
             if idempotency_key:
@@ -248,19 +251,19 @@ class CheckoutService:
         # PERF: the order is built from what was just committed instead of read back.
         order = {
             "number": number, "access_token": token, "status": PENDING, "stock_state": "held",
-            "gateway": gateway, "currency": self.currency, "subtotal": subtotal, "shipping": shipping,
-            "total": total, "customer_json": cart.customer_json,
+            "gateway": gateway, "currency": self.currency, "subtotal": totals.subtotal,
+            "shipping": totals.shipping, "total": totals.total, "customer_json": cart.customer_json,
             "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
             "version": 0, "created_at": now, "updated_at": now,
         }  # fmt: skip
-        result = CheckoutResult(order, priced, created=True)
+        result = CheckoutResult(order, priced, True, totals.fees)
         self.hooks.do_action("order_created", result.order)
         return result
 
     def _totals(
         self, priced: list[dict[str, Any]], customer: dict[str, Any], gateway: str
-    ) -> tuple[int, int, int]:
-        """Subtotal, shipping and total after the plugins' validation and totals filters."""
+    ) -> Totals:
+        """The order's totals after the plugins' validation and totals filters."""
         subtotal = sum(line["line_total"] for line in priced)
         cart = {"lines": priced, "customer": customer, "gateway": gateway}
         errors = self.hooks.apply_filters("checkout_validate", [], cart)
@@ -268,28 +271,17 @@ class CheckoutService:
             raise InternalError("checkout_validate did not return a list", hook="checkout_validate")
         if errors:
             raise ValidationError(str(errors[0]), errors=[str(e) for e in errors])
-        totals = self.hooks.apply_filters(
-            "cart_totals",
-            {"subtotal": subtotal, "shipping": 0, "total": subtotal, "currency": self.currency},
-            cart,
-        )
-        try:
-            shipping, total = int(totals.get("shipping", 0)), int(totals["total"])
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise InternalError("cart_totals returned no usable total", hook="cart_totals") from exc
-        if total < 0 or shipping < 0:
-            raise InternalError("cart_totals produced a negative total", hook="cart_totals")
-        return subtotal, shipping, total
+        return compute(self.hooks, cart, subtotal, self.currency)
 
     def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer_json: str,
-               gateway: str, subtotal: int, shipping: int, total: int, now: float, expires_at: float) -> None:  # fmt: skip
+               gateway: str, totals: Totals, now: float, expires_at: float) -> None:  # fmt: skip
         # PERF: deferred, the three writes go with the COMMIT in one round trip on MySQL.
         tx.defer(
             "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, subtotal, "
             "shipping, total, customer_json, hold_expires_at, created_at, updated_at) "
             "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (number, token, PENDING, gateway, self.currency, subtotal, shipping, total,
-             customer_json, expires_at, now, now),
+            (number, token, PENDING, gateway, self.currency, totals.subtotal, totals.shipping,
+             totals.total, customer_json, expires_at, now, now),
         )  # fmt: skip
         for ln in priced:
             tx.defer(
@@ -297,6 +289,11 @@ class CheckoutService:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (number, ln["line_no"], ln["sku"], ln["name"], ln["unit_price"], ln["qty"], ln["line_total"]),
             )  # fmt: skip
+        for line_no, fee in enumerate(totals.fees, start=1):
+            tx.defer(
+                "INSERT INTO order_fees (order_number, line_no, name, amount, taxable) VALUES (?, ?, ?, ?, ?)",
+                (number, line_no, fee["name"], fee["amount"], int(fee["taxable"])),
+            )
         tx.defer(
             "INSERT INTO order_events (order_number, from_status, to_status, actor, reason, created_at) "
             "VALUES (?, NULL, ?, 'customer', 'checkout', ?)",

@@ -19,7 +19,8 @@ from ecshop.config import Config, check_serving, child_environ, load_config
 from ecshop.config import _positive_int as config_positive_int
 from ecshop.errors import ShopError
 from ecshop.files import private_dir
-from ecshop.redact import configure_logging, mask
+from ecshop.logconf import configure_logging
+from ecshop.redact import mask
 
 GUNICORN_CONF = Path(__file__).with_name("gunicorn.conf.py")
 
@@ -436,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging()  # the sandbox gateway sets up its own
     try:
         config = load_config()
+        if args.func is not cmd_sandbox_gateway:
+            configure_logging(config.log_level, config.log_format)
         return int(args.func(args, config))
     except ShopError as exc:
         print(f"ecshop: {mask(exc.message)}", file=sys.stderr)

@@ -114,6 +114,20 @@ def _networks(raw: str) -> tuple[str, ...]:
     return items
 
 
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _log_format(raw: str) -> str:
+    fmt = raw.strip().lower()
+    if fmt not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return fmt
+
+
 def _auto_bool(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered == "auto":
@@ -149,6 +163,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "MAX_QTY_PER_LINE": (_positive_int, "100"),
     "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
+    "LOG_LEVEL": (_log_level, "INFO"),
+    "LOG_FORMAT": (_log_format, "text"),
 }
 # Settings whose value never appears in an error message.
 SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY"})
@@ -187,6 +203,8 @@ class Config:
     max_qty_per_line: int = 100
     checkout_rate_limit: tuple[int, float] = (20, 60.0)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    log_level: str = "INFO"
+    log_format: str = "text"
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     @property

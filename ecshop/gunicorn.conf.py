@@ -14,7 +14,7 @@ import sys
 from ecshop._gunicorn import bound_body, unbind_body
 from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
-from ecshop.redact import configure_logging
+from ecshop.logconf import configure_logging
 
 try:
     _config = load_config()
@@ -23,7 +23,9 @@ except ConfigError as exc:
     # One line and a non-zero exit, as `ecshop serve` gives, not gunicorn's traceback.
     print(f"ecshop: {exc.message}", file=sys.stderr)
     sys.exit(2)
-configure_logging()
+# The master's logging; MaskedLogger applies the same configuration again once gunicorn
+# has set up its own, and the workers inherit it.
+configure_logging(_config.log_level, _config.log_format)
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
 threads = _config.threads
@@ -40,7 +42,7 @@ max_requests = 20000
 max_requests_jitter = 2000
 accesslog = None
 errorlog = "-"
-loglevel = "info"
+loglevel = _config.log_level.lower()
 logger_class = "ecshop._gunicorn.MaskedLogger"
 # Each worker opens its own connections after the fork (the store does this lazily).
 preload_app = False

@@ -113,6 +113,17 @@ def lines_of(tx: Tx, number: str) -> list[dict[str, Any]]:
     )
 
 
+def fees_of(tx: Tx, number: str) -> list[dict[str, Any]]:
+    """The order's fee lines, in the order they were added."""
+    return [
+        {"name": r["name"], "amount": int(r["amount"]), "taxable": bool(r["taxable"])}
+        for r in tx.query(
+            "SELECT name, amount, taxable FROM order_fees WHERE order_number = ? ORDER BY line_no",
+            (number,),
+        )
+    ]
+
+
 def stock_lines(tx: Tx, number: str) -> list[tuple[str, int]]:
     return [(r["sku"], int(r["qty"])) for r in lines_of(tx, number)]
 
@@ -185,16 +196,19 @@ class OrderService:
             order = load(tx, number)
             # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
-        self._announce(to_status, order)
+        self._announce(current, to_status, order)
         return Change(number, current, to_status, order)
 
-    def _announce(self, status: str, order: dict[str, Any]) -> None:
+    def _announce(self, old: str, status: str, order: dict[str, Any]) -> None:
+        """After the commit: the status's own action, then ``order_status_changed``."""
         action = {
             PAID: "order_paid", CANCELLED: "order_cancelled", SHIPPED: "order_shipped",
             REFUNDED: "order_refunded", NEEDS_ATTENTION: "order_needs_attention",
         }.get(status)  # fmt: skip
         if action:
             self.hooks.do_action(action, order)
+        if old != status:
+            self.hooks.do_action("order_status_changed", old, status, order)
 
     # -- stock operations, each returning the new stock_state ---------------------------
     def _release(self, tx: Tx, row: dict[str, Any]) -> str:
@@ -227,7 +241,19 @@ class OrderService:
         """Record money received (``move``: ``capture`` from a gateway, ``mark_paid`` or
         ``fulfil_backorder`` by the admin). Never drops a payment: a hold that is gone is
         re-taken if the stock is there, otherwise the order goes to ``needs_attention``
-        (the caller may then refund it through its gateway)."""
+        (the caller may then refund it through its gateway). Money that came in fires
+        ``payment_received`` (not ``fulfil_backorder``: that money was counted before)."""
+        change = self._mark_paid(
+            number, amount=amount, payment_id=payment_id, actor=actor, reason=reason, move=move
+        )
+        if move != "fulfil_backorder":
+            self.hooks.do_action("payment_received", amount, change.order)
+        return change
+
+    def _mark_paid(
+        self, number: str, *, amount: int, payment_id: str | None, actor: str, reason: str,
+        move: str,
+    ) -> Change:  # fmt: skip
         extra = {"paid_amount": amount, "payment_id": payment_id}
         try:
             return self.transition(
@@ -313,9 +339,10 @@ class OrderService:
             _set(tx, row, to_status, stock_state, {"refunded_amount": refunded})
             order = load(tx, number)
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
+        self.hooks.do_action("refund_made", amount, order)
         if not full:
             return "partially_refunded"
-        self._announce(REFUNDED, order)
+        self._announce(current, REFUNDED, order)
         return "refunded"
 
 

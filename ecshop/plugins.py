@@ -1,15 +1,20 @@
 """Plugin discovery: the ``ecshop.plugins`` entry-point group and a plugins folder.
 
 A plugin is a module exposing ``NAME``, ``VERSION`` and ``register(host)``; in
-``register`` it calls ``host.add_action`` / ``host.add_filter`` / ``host.add_gateway``.
-A plugin that fails to load is reported with its reason and the shop starts without it,
-unless ``ECSHOP_PLUGINS_STRICT=1``.
+``register`` it calls ``host.add_action`` / ``host.add_filter`` / ``host.add_gateway``
+(and ``host.declare_action`` / ``host.declare_filter`` / ``host.add_admin_page``).
+A plugin that fails to load is reported with its reason and the shop starts without it
+and without anything it registered, unless ``ECSHOP_PLUGINS_STRICT=1``. Two plugins
+of one name: the first found is kept, the other refused (entry points are read first,
+then the plugins folder, each in name order).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +24,11 @@ from typing import Any
 
 from ecshop.config import Config
 from ecshop.errors import ConfigError
-from ecshop.hooks import HookRegistry
+from ecshop.hooks import HookRegistry, PluginValidationError
 
 log = logging.getLogger("ecshop.plugins")
 GROUP = "ecshop.plugins"
+ADMIN_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
 
 @dataclass
@@ -34,6 +40,20 @@ class PluginInfo:
     error: str = ""
     hooks: list[str] = field(default_factory=list)
     gateways: list[str] = field(default_factory=list)
+    #: where it came from: ``entry point NAME = module`` or ``folder PATH``
+    origin: str = ""
+    declared: list[str] = field(default_factory=list)
+    admin_pages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdminPage:
+    """A page a plugin adds to the admin: ``callback(request)`` returns its HTML body."""
+
+    slug: str
+    title: str
+    callback: Callable[..., Any]
+    plugin: str
 
 
 class PluginHost:
@@ -46,20 +66,76 @@ class PluginHost:
         # gateways found but not live, with why (missing or short settings)
         self.unavailable: dict[str, list[str]] = {}
         self.plugins: list[PluginInfo] = []
+        #: admin pages by slug, in the order added
+        self.admin_pages: dict[str, AdminPage] = {}
         self._current: PluginInfo | None = None
 
     def _plugin(self) -> str:
         return self._current.name if self._current else "core"
 
-    def add_action(self, name: str, callback: Callable[..., Any], priority: int = 10) -> None:
-        self.hooks.add_action(name, callback, priority, plugin=self._plugin())
+    def add_action(
+        self, name: str, callback: Callable[..., Any], priority: int = 10,
+        accepted_args: int | None = None,
+    ) -> None:  # fmt: skip
+        """WordPress's ``add_action``: ``accepted_args`` None passes every argument."""
+        self.hooks.add_action(name, callback, priority, accepted_args, plugin=self._plugin())
         if self._current:
             self._current.hooks.append(name)
 
-    def add_filter(self, name: str, callback: Callable[..., Any], priority: int = 10) -> None:
-        self.hooks.add_filter(name, callback, priority, plugin=self._plugin())
+    def add_filter(
+        self, name: str, callback: Callable[..., Any], priority: int = 10,
+        accepted_args: int | None = None,
+    ) -> None:  # fmt: skip
+        """WordPress's ``add_filter``: ``accepted_args`` counts the value too."""
+        self.hooks.add_filter(name, callback, priority, accepted_args, plugin=self._plugin())
         if self._current:
             self._current.hooks.append(name)
+
+    def declare_action(self, name: str, args: tuple[str, ...] = ()) -> None:
+        """Declare an action of this plugin that other plugins may then use."""
+        self.hooks.declare_action(name, args, plugin=self._plugin())
+        if self._current:
+            self._current.declared.append(name)
+
+    def declare_filter(self, name: str, args: tuple[str, ...] = ()) -> None:
+        """Declare a filter of this plugin (``args`` come after the value)."""
+        self.hooks.declare_filter(name, args, plugin=self._plugin())
+        if self._current:
+            self._current.declared.append(name)
+
+    def do_action(self, name: str, *args: Any) -> None:
+        """Fire an action (a plugin fires its own declared ones this way)."""
+        self.hooks.do_action(name, *args)
+
+    def apply_filters(self, name: str, value: Any, *args: Any) -> Any:
+        """Apply a filter (a plugin applies its own declared ones this way)."""
+        return self.hooks.apply_filters(name, value, *args)
+
+    def add_admin_page(self, slug: str, title: str, callback: Callable[..., Any]) -> None:
+        """Register an admin page: ``slug`` names it in the admin's URLs and menu,
+        ``callback(request)`` returns its HTML body.
+
+        Raises:
+            PluginValidationError: a bad slug or title, a callback that cannot take one
+                argument, or a slug another plugin registered.
+        """
+        plugin = self._plugin()
+        if not isinstance(slug, str) or not ADMIN_SLUG.fullmatch(slug):
+            raise PluginValidationError(
+                plugin, f"admin page slug {slug!r} must be 1 to 64 of a-z, 0-9 and -"
+            )
+        if not isinstance(title, str) or not 0 < len(title.strip()) <= 100:
+            raise PluginValidationError(plugin, f"admin page {slug!r} needs a title (1 to 100)")
+        if not callable(callback) or not _accepts_one(callback):
+            raise PluginValidationError(
+                plugin, f"admin page {slug!r}: the callback must accept 1 argument (request)"
+            )
+        if slug in self.admin_pages:
+            raise PluginValidationError(plugin, f"admin page {slug!r} is already registered by "
+                                        f"{self.admin_pages[slug].plugin}")  # fmt: skip
+        self.admin_pages[slug] = AdminPage(slug, title.strip(), callback, plugin)
+        if self._current:
+            self._current.admin_pages.append(slug)
 
     def remove_action(
         self, name: str, callback: Callable[..., Any], priority: int | None = None
@@ -85,27 +161,73 @@ class PluginHost:
             return False
         return not self.config.plugins_enabled or name in self.config.plugins_enabled
 
-    def load(self, name: str, source: str, loader: Callable[[], Any]) -> None:
-        info = PluginInfo(name=name, source=source)
-        self.plugins.append(info)
+    def _loaded(self, name: str) -> PluginInfo | None:
+        """The plugin already loaded (or loading) under ``name``, if any."""
+        for info in self.plugins:
+            if info.name == name and info.status == "enabled":
+                return info
+        return None
+
+    def _duplicate(self, info: PluginInfo, name: str) -> bool:
+        """Refuse ``info`` when a plugin of ``name`` is already loaded (the first is kept)."""
+        first = self._loaded(name)
+        if first is None or first is info:
+            return False
+        self._fail(info, f"the plugin name {name!r} is already taken by the {first.origin}; "
+                         f"this {info.origin} is not loaded")  # fmt: skip
+        return True
+
+    def load(self, name: str, source: str, loader: Callable[[], Any], origin: str = "") -> None:
+        """Load one plugin found as ``name`` in ``source`` (``origin`` says where)."""
+        info = PluginInfo(name=name, source=source, origin=origin or f"{source} {name}")
         if not self._enabled(name):
             info.status = "disabled"
+            self.plugins.append(info)
             return
+        if self._duplicate(info, name):
+            self.plugins.append(info)
+            return
+        self.plugins.append(info)
         self._current = info
         try:
             module = loader()
-            info.name = str(getattr(module, "NAME", name))
+            declared = str(getattr(module, "NAME", name))
+            if declared != name and self._duplicate(info, declared):
+                return
+            info.name = declared
             info.version = str(getattr(module, "VERSION", "?"))
             module.register(self)
+        except ConfigError:
+            raise  # strict mode refusing a duplicate
         except Exception as exc:
-            info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.error("plugin %s failed to load: %s", name, info.error)
-            if self.config.plugins_strict:
-                raise ConfigError(
-                    f"ECSHOP_PLUGINS_STRICT: plugin {name} failed to load: {info.error}"
-                ) from exc
+            self._discard(info)
+            self._fail(info, f"{type(exc).__name__}: {exc}")
         finally:
             self._current = None
+
+    def _fail(self, info: PluginInfo, error: str) -> None:
+        info.status, info.error = "failed", error
+        log.error("plugin %s failed to load: %s", info.name, error)
+        if self.config.plugins_strict:
+            raise ConfigError(f"ECSHOP_PLUGINS_STRICT: plugin {info.name} failed to load: {error}")
+
+    def _discard(self, info: PluginInfo) -> None:
+        """Take out everything a failed plugin registered."""
+        self.hooks.remove_plugin(info.name)
+        for name in info.gateways:
+            self.gateways.pop(name, None)
+        for slug in info.admin_pages:
+            self.admin_pages.pop(slug, None)
+
+    def finish_loading(self) -> None:
+        """Check the registrations that waited for every plugin's declarations; a
+        plugin whose hook no one declared fails, with everything it registered."""
+        failed = {p.name for p in self.plugins if p.status == "failed"}
+        errors = self.hooks.finish_loading(failed)
+        for info in self.plugins:
+            if info.status == "enabled" and info.name in errors:
+                self._discard(info)
+                self._fail(info, f"PluginValidationError: {errors[info.name]}")
 
     def settle_gateways(self) -> None:
         """Keep only live gateways in :attr:`gateways`; the others go to
@@ -144,11 +266,22 @@ class PluginHost:
             f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<9} gateways / hooks / error"
         ]
         for p in self.plugins:
-            detail = p.error or ", ".join(p.gateways + p.hooks) or "-"
+            pages = [f"admin:{slug}" for slug in p.admin_pages]
+            detail = p.error or ", ".join(p.gateways + p.hooks + pages) or "-"
             rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<9} {detail}")
         rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
         rows.extend(self.gateway_lines())
         return "\n".join(rows)
+
+
+def _accepts_one(callback: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(callback).bind(None)
+    except TypeError:
+        return False
+    except ValueError:  # builtins without a signature: trust them
+        return True
+    return True
 
 
 def _folder_loader(path: Path) -> Callable[[], Any]:
@@ -169,15 +302,17 @@ def _folder_loader(path: Path) -> Callable[[], Any]:
 def load_plugins(config: Config, hooks: HookRegistry | None = None) -> PluginHost:
     """Find, load and register every plugin; gateways pass through ``payment_gateways``."""
     host = PluginHost(config, hooks)
+    host.hooks.begin_loading()
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        host.load(ep.name, "entry_point", ep.load)
+        host.load(ep.name, "entry_point", ep.load, f"entry point {ep.name} = {ep.value}")
     folder = Path(config.plugins_dir)
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
             if path.name.startswith(("_", ".")):
                 continue
             if (path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file():
-                host.load(path.stem, "folder", _folder_loader(path))
+                host.load(path.stem, "folder", _folder_loader(path), f"folder plugin {path}")
+    host.finish_loading()
     host.gateways = dict(host.hooks.apply_filters("payment_gateways", host.gateways))
     host.settle_gateways()
     return host

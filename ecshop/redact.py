@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 
 MASK = "***"
 SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "access_token")
@@ -87,21 +86,3 @@ def install_filter(logger: logging.Logger) -> None:
     for handler in logger.handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())
-
-
-def configure_logging(level: int = logging.WARNING) -> logging.Logger:
-    """Give the ``ecshop`` logger a stderr handler with the masking filter, unless it
-    has handlers already (then only the filter is added to them)."""
-    logger = logging.getLogger("ecshop")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(process)d] [%(levelname)s] %(name)s: %(message)s")
-        )
-        logger.addHandler(handler)
-        logger.setLevel(level)
-        # NOTE: records stop here, so a root handler configured elsewhere never gets
-        # them unmasked.
-        logger.propagate = False
-    install_filter(logger)
-    return logger

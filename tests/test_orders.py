@@ -35,7 +35,8 @@ def test_no_caller_keeps_its_own_list_of_legal_states():
     may start from by itself."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        if "sandbox" in path.name:  # the fake provider's own payment states
+        # the fake provider's own payment states (the ecshop.sandbox package)
+        if "sandbox" in path.name or path.relative_to(PACKAGE).parts[0] == "sandbox":
             continue
         text = path.read_text(encoding="utf-8")
         if path.name != "orders.py" and re.search(

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from ecshop.redact import MaskingFilter, configure_logging, install_filter, mask
+from ecshop.logconf import configure_logging
+from ecshop.redact import MaskingFilter, install_filter, mask
 
 
 @pytest.mark.parametrize(

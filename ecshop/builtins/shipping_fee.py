@@ -14,9 +14,9 @@ FREE_FROM = 5000
 log = logging.getLogger("ecshop.plugins.shipping_fee")
 
 
-def add_shipping(totals: dict[str, Any], cart: dict[str, Any]) -> dict[str, Any]:
-    shipping = 0 if totals["subtotal"] >= FREE_FROM else FEE
-    return {**totals, "shipping": shipping, "total": totals["subtotal"] + shipping}
+def add_shipping(totals: dict[str, Any]) -> dict[str, Any]:
+    """Set shipping; the shop adds it (and every fee line) into the total itself."""
+    return {**totals, "shipping": 0 if totals["subtotal"] >= FREE_FROM else FEE}
 
 
 def on_paid(order: dict[str, Any]) -> None:
@@ -24,5 +24,5 @@ def on_paid(order: dict[str, Any]) -> None:
 
 
 def register(host: Any) -> None:
-    host.add_filter("cart_totals", add_shipping)
+    host.add_filter("cart_totals", add_shipping, accepted_args=1)
     host.add_action("order_paid", on_paid)

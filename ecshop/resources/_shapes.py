@@ -29,10 +29,14 @@ PRODUCT = shape(
 PRODUCT_VIEW: Schema = {**PRODUCT, "properties": {**PRODUCT["properties"], "available": INT}}
 
 LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT)
+#: A fee line a plugin added (``amount`` < 0 is a discount); total = subtotal +
+#: shipping + the fee lines' amounts.
+FEE = shape(name=STR, amount=INT, taxable=BOOL)
 ORDER = shape(
     number=STR, status={"type": "string", "enum": list(STATUSES)}, gateway=STR, currency=STR,
     subtotal=INT, shipping=INT, total=INT, paid_amount=INT, refunded_amount=INT,
     expires_at=STR_OR_NULL, created_at=STR_OR_NULL, lines={"type": "array", "items": LINE},
+    fees={"type": "array", "items": FEE},
 )  # fmt: skip
 PLACED: Schema = {
     **ORDER,

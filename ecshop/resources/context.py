@@ -2,7 +2,8 @@
 
 The id is the client's ``X-Request-Id`` when it is a sane token (a front proxy's, so
 logs line up), else a new random one; it is echoed in the ``X-Request-Id`` response
-header, written into 5xx error bodies and logged with their tracebacks.
+header, written into 5xx error bodies, and every line logged while the request is
+served carries it (:mod:`ecshop.logconf`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import secrets
 from typing import Any
 
 import falcon
+
+from ecshop.logconf import bind_request_id, unbind
 
 SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 HEADER = "X-Request-Id"
@@ -34,10 +37,14 @@ class RequestContext:
         self.max_body = int(config.max_body)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        request_id(req)
+        req.context.log_token = bind_request_id(request_id(req))
         req.context.max_body = self.max_body
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
         resp.set_header(HEADER, request_id(req))
+        token = getattr(req.context, "log_token", None)
+        if token is not None:
+            unbind(token)
+            req.context.log_token = None

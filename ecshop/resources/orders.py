@@ -11,11 +11,12 @@ import falcon
 
 from ecshop.checkout import CART
 from ecshop.errors import BadRequest, IllegalTransition, NotFound
-from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, lines_of, load
+from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, fees_of, lines_of, load
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
 from ecshop.resources._http import send_json
 from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
 from ecshop.schema import POSITIVE_MONEY, TEXT, TOKEN, obj
+from ecshop.store import Tx
 
 ORDER_NUMBER = {"type": "string", "minLength": 1, "maxLength": 64,
                 "description": "an order number"}  # fmt: skip
@@ -36,7 +37,10 @@ def iso(ts: float | None) -> str | None:
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(ts)))
 
 
-def render_order(order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str, Any]:
+def render_order(
+    order: dict[str, Any], lines: list[dict[str, Any]], fees: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """An order as the API shows it: its product lines, fee lines and totals."""
     return {
         "number": order["number"],
         "status": order["status"],
@@ -59,13 +63,21 @@ def render_order(order: dict[str, Any], lines: list[dict[str, Any]]) -> dict[str
             }
             for ln in lines
         ],
+        "fees": [
+            {"name": f["name"], "amount": int(f["amount"]), "taxable": bool(f["taxable"])}
+            for f in fees
+        ],
     }
 
 
-def authorized_order(
-    shop: Any, req: falcon.Request, number: str
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The order and its lines, if the request carries the order's access token.
+def view_of(tx: Tx, order: dict[str, Any]) -> dict[str, Any]:
+    """:func:`render_order` with the order's lines and fee lines read in ``tx``."""
+    number = order["number"]
+    return render_order(order, lines_of(tx, number), fees_of(tx, number))
+
+
+def authorized_order(shop: Any, req: falcon.Request, number: str) -> dict[str, Any]:
+    """The order, if the request carries the order's access token.
 
     Raises:
         NotFound: no such order, or the token is missing or wrong (the same 404 for both).
@@ -82,7 +94,7 @@ def authorized_order(
             token.encode(), str(order["access_token"]).encode()
         ):
             raise NotFound(f"no order {number!r} for this token", number=number)
-        return order, lines_of(tx, number)
+        return order
 
 
 class Checkout:
@@ -105,7 +117,7 @@ class Checkout:
             unavailable=self.shop.plugins.unavailable,
         )
         order = result.order
-        view = render_order(order, result.lines)
+        view = render_order(order, result.lines, result.fees)
         view["access_token"] = order["access_token"]
         payment = self.shop.flow.start(order, result.lines)
         view["status"] = payment.pop("status", order["status"])
@@ -122,8 +134,9 @@ class OrderStatus:
     @declare(params=(*NUMBER_PATH, *ORDER_TOKEN), answers=(ok(ORDER, "the order"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """The order's real state (needs its access token)."""
-        order, lines = authorized_order(self.shop, req, number)
-        send_json(resp, render_order(order, lines))
+        order = authorized_order(self.shop, req, number)
+        with self.shop.store.read() as tx:
+            send_json(resp, view_of(tx, order))
 
 
 class OrderCancel:
@@ -140,7 +153,7 @@ class OrderCancel:
             number, move="customer_cancel", actor="customer", reason="cancelled by the customer"
         )
         with self.shop.store.read() as tx:
-            send_json(resp, render_order(change.order, lines_of(tx, number)))
+            send_json(resp, view_of(tx, change.order))
 
 
 class AdminOrderList:
@@ -170,7 +183,7 @@ class AdminOrderList:
             ]
             more = len(numbers) > limit
             numbers = numbers[:limit]
-            items = [render_order(load(tx, n), lines_of(tx, n)) for n in numbers]
+            items = [view_of(tx, load(tx, n)) for n in numbers]
         send_json(resp, {"items": items, "next_after": numbers[-1] if more else None})
 
 
@@ -185,7 +198,7 @@ class AdminOrderItem:
         """One order with its lines, events and payment journal."""
         with self.shop.store.read() as tx:
             order = load(tx, number)
-            view = render_order(order, lines_of(tx, number))
+            view = view_of(tx, order)
             view["customer"] = json.loads(order["customer_json"])
             view["payment_id"] = order["payment_id"]
             view["events"] = [
@@ -279,4 +292,4 @@ class AdminOrderAction:
 
     def _done(self, resp: falcon.Response, order: dict[str, Any]) -> None:
         with self.shop.store.read() as tx:
-            send_json(resp, render_order(order, lines_of(tx, order["number"])))
+            send_json(resp, view_of(tx, order))

@@ -9,7 +9,7 @@ from typing import Any
 import falcon
 
 from ecshop.errors import NotFound
-from ecshop.orders import PENDING, load
+from ecshop.orders import PENDING, fees_of, load
 from ecshop.resources._declare import Answer, declare, ok, path, query
 from ecshop.resources._http import read_body, send_json
 from ecshop.resources._shapes import RECEIVED, RETURNED
@@ -48,7 +48,7 @@ PAGE = """<!doctype html>
 <body><main>
 <h1>Order <span id="order-number">{number}</span></h1>
 <p id="order-status" data-status="{status}">{message}</p>
-<p>Total: {total} {currency}</p>
+{charges}<p id="order-total" data-amount="{total}">Total: {total} {currency}</p>
 </main></body></html>
 """
 
@@ -61,6 +61,19 @@ MESSAGES = {
     "shipped": "Your order has shipped.",
     "refunded": "This order was refunded.",
 }
+
+
+def charges_html(order: dict[str, Any], fees: list[dict[str, Any]]) -> str:
+    """The order's shipping and fee lines for the return page (escaped)."""
+    rows = [("shipping", "Shipping", int(order["shipping"]))] if int(order["shipping"]) else []
+    rows += [("fee", str(f["name"]), int(f["amount"])) for f in fees]
+    if not rows:
+        return ""
+    items = "".join(
+        f'<li class="{kind}" data-amount="{amount}">{html.escape(name)}: {amount}</li>'
+        for kind, name, amount in rows
+    )
+    return f'<ul id="order-charges">{items}</ul>\n'
 
 
 class Return:
@@ -81,7 +94,7 @@ class Return:
         if ticket is not None:
             order = self.shop.flow.returning_order(number, ticket)
         else:
-            order, _ = authorized_order(self.shop, req, number)
+            order = authorized_order(self.shop, req, number)
         if order["status"] == PENDING and order["gateway"] == gateway:
             # NOTE: the notification may still be on its way: ask the gateway now.
             self.shop.flow.settle(order)
@@ -91,10 +104,13 @@ class Return:
         if req.client_accepts_json and not req.client_accepts("text/html"):
             send_json(resp, {"number": number, "status": status})
             return
+        with self.shop.store.read() as tx:
+            fees = fees_of(tx, number)
         resp.content_type = falcon.MEDIA_HTML
         resp.text = PAGE.format(
             number=html.escape(number), status=html.escape(status),
             message=html.escape(MESSAGES.get(status, status)), total=int(order["total"]),
+            charges=charges_html(order, fees),
             currency=html.escape(order["currency"]),
             refresh='<meta http-equiv="refresh" content="3">' if status == PENDING else "",
         )  # fmt: skip

@@ -28,8 +28,23 @@ def table_rows(url):
         return {t: sorted(map(repr, tx.iterate(f"SELECT * FROM {t}")[1])) for t in dataio.TABLES}
 
 
-def busy_shop(make_stack):
-    stack = make_stack("embedded")
+FEE_PLUGIN = """
+from ecshop.totals import add_fee
+
+NAME = "wrapping"
+
+
+def register(host):
+    host.add_filter("cart_totals", lambda t: add_fee(t, "Gift wrapping", 250, taxable=True),
+                    accepted_args=1)
+"""
+
+
+def busy_shop(make_stack, tmp_path):
+    plugins = tmp_path / "fee-plugins"
+    plugins.mkdir()
+    (plugins / "wrapping.py").write_text(FEE_PLUGIN)
+    stack = make_stack("embedded", ECSHOP_PLUGINS_DIR=str(plugins))
     stack.add_product("TEA", 1200, 50)
     stack.add_product("MUG", 800, 20)
     paid = stack.checkout([("TEA", 2), ("MUG", 1)]).json()
@@ -43,7 +58,7 @@ def busy_shop(make_stack):
 
 
 def test_embedded_shop_moves_to_mariadb_and_redis_whole(make_stack, tmp_path, mysql_url, redis_url):
-    stack = busy_shop(make_stack)
+    stack = busy_shop(make_stack, tmp_path)
     dump = tmp_path / "shop.jsonl.gz"
     done = stack.cli("export", str(dump))
     assert done.returncode == 0, done.stderr
@@ -52,12 +67,13 @@ def test_embedded_shop_moves_to_mariadb_and_redis_whole(make_stack, tmp_path, my
     assert done.returncode == 0, done.stdout + done.stderr
     source, target = table_rows(stack.store_url), table_rows(mysql_url)
     assert source == target and len(target["orders"]) == 3 and len(target["payments_journal"]) == 2
+    assert len(target["order_fees"]) == 3
     audit = ecshop("stock", "audit", ECSHOP_DATABASE_URL=mysql_url, ECSHOP_REDIS_URL=redis_url)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
 def test_import_refuses_a_database_that_is_not_empty(make_stack, tmp_path):
-    stack = busy_shop(make_stack)
+    stack = busy_shop(make_stack, tmp_path)
     dump = tmp_path / "shop.jsonl.gz"
     assert stack.cli("export", str(dump)).returncode == 0
     before = table_rows(stack.store_url)
@@ -67,7 +83,7 @@ def test_import_refuses_a_database_that_is_not_empty(make_stack, tmp_path):
 
 
 def test_a_cut_short_or_damaged_file_imports_nothing(make_stack, tmp_path):
-    stack = busy_shop(make_stack)
+    stack = busy_shop(make_stack, tmp_path)
     dump = tmp_path / "shop.jsonl.gz"
     assert stack.cli("export", str(dump)).returncode == 0
     lines = gzip.open(dump, "rt").read().splitlines()
@@ -134,7 +150,7 @@ def test_export_during_checkouts_is_one_consistent_moment(make_stack, tmp_path):
 
 
 def test_backup_keeps_the_newest_and_restores(make_stack, tmp_path):
-    stack = busy_shop(make_stack)
+    stack = busy_shop(make_stack, tmp_path)
     folder = tmp_path / "backups"
     for _ in range(3):
         done = stack.cli("backup", "--dir", str(folder), "--keep", "2")
@@ -178,11 +194,14 @@ FORGED = [  # (table, row, column, value, what the one-line error must name)
     ("idempotency_keys", 1, "key", "", "key"),
     ("payments_journal", 1, "currency", "yen", "currency"),
     ("order_lines", 1, None, ["too", "few"], "row 1"),
+    ("order_fees", 1, "taxable", 2, "taxable"),
+    ("order_fees", 1, "amount", "250", "amount"),
+    ("order_fees", 1, "order_number", "no-such-order", "order_number"),
 ]
 
 
 def test_a_forged_row_is_refused_in_one_line_and_nothing_is_written(make_stack, tmp_path):
-    stack = busy_shop(make_stack)
+    stack = busy_shop(make_stack, tmp_path)
     dump = tmp_path / "shop.jsonl.gz"
     assert stack.cli("export", str(dump)).returncode == 0
     lines = gzip.open(dump, "rt").read().splitlines()

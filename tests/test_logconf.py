@@ -1,0 +1,118 @@
+"""The shop's logging: one dictConfig, INFO by default, request ids, text or JSON lines,
+and passwords masked on every handler."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from ecshop.config import child_environ, load_config
+from ecshop.errors import ConfigError
+from ecshop.logconf import bind_request_id, configure_logging, logging_config, unbind
+from ecshop.redact import MaskingFilter
+
+NAMES = ("", "ecshop", "gunicorn.error")
+
+
+@pytest.fixture
+def restored():
+    """Put the loggers this test reconfigures back as they were."""
+    saved = {}
+    for name in NAMES:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.level, logger.propagate, list(logger.filters))
+    yield
+    for name, (handlers, level, propagate, filters) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.filters[:] = filters
+
+
+def test_every_handler_masks_and_carries_the_request_id():
+    config = logging_config("INFO", "text")
+    for handler in config["handlers"].values():
+        assert {"mask", "request_id"} <= set(handler["filters"])
+    for name, logger in {**config["loggers"], "": config["root"]}.items():
+        assert logger["handlers"], name
+    assert config["loggers"]["ecshop"]["level"] == "INFO"
+    assert config["disable_existing_loggers"] is False
+
+
+def test_a_plugin_line_has_time_level_logger_pid_and_request_id(restored, capsys):
+    configure_logging("INFO", "text")
+    plugin = logging.getLogger("ecshop.plugins.myplugin")
+    token = bind_request_id("req-42")
+    try:
+        plugin.info("synced %s", "mysql://shop:hunter2@db/shop")
+    finally:
+        unbind(token)
+    plugin.debug("not shown at INFO")
+    plugin.warning("outside a request")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert "[INFO] ecshop.plugins.myplugin [req-42] synced mysql://shop:***@db/shop" in lines[0]
+    assert lines[0][:4].isdigit() and "Z [" in lines[0]
+    assert "[WARNING] ecshop.plugins.myplugin [-] outside a request" in lines[1]
+    handler = logging.getLogger("ecshop").handlers[0]
+    assert any(isinstance(f, MaskingFilter) for f in handler.filters)
+
+
+def test_json_lines_and_a_configured_level(restored, capsys):
+    configure_logging("WARNING", "json")
+    log = logging.getLogger("ecshop.plugins.myplugin")
+    token = bind_request_id("req-7")
+    try:
+        log.info("hidden at WARNING")
+        try:
+            raise RuntimeError("GET /return?token=abc123 leaked")
+        except RuntimeError:
+            log.exception("sync failed")
+    finally:
+        unbind(token)
+    [line] = capsys.readouterr().err.splitlines()
+    item = json.loads(line)
+    assert (item["level"], item["logger"], item["request_id"]) == (
+        "ERROR", "ecshop.plugins.myplugin", "req-7")  # fmt: skip
+    assert item["message"] == "sync failed" and isinstance(item["pid"], int)
+    assert "RuntimeError" in item["exc"] and "abc123" not in item["exc"]
+    assert item["time"].endswith("Z")
+
+
+@pytest.mark.parametrize(("key", "value"), [("ECSHOP_LOG_LEVEL", "LOUD"),
+                                            ("ECSHOP_LOG_FORMAT", "xml")])  # fmt: skip
+def test_bad_log_settings_stop_start_up_naming_them(key, value):
+    with pytest.raises(ConfigError, match=key):
+        load_config({key: value})
+    assert load_config({"ECSHOP_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+LOUD_PLUGIN = """
+import logging
+
+NAME = "loud"
+
+
+def register(host):
+    logging.getLogger("ecshop.plugins.loud").info("loud registered")
+"""
+
+
+def test_the_cli_logs_plugins_at_info_in_the_configured_format(tmp_path):
+    (tmp_path / "loud.py").write_text(LOUD_PLUGIN)
+    env = {"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_LOG_FORMAT": "json"}
+    run = subprocess.run([sys.executable, "-m", "ecshop.cli", "plugins"], cwd=tmp_path,
+                         env=child_environ(env), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    items = [json.loads(line) for line in run.stderr.splitlines()]
+    assert {"level": "INFO", "logger": "ecshop.plugins.loud", "message": "loud registered",
+            "request_id": "-"}.items() <= items[0].items()  # fmt: skip
+    quiet = subprocess.run([sys.executable, "-m", "ecshop.cli", "plugins"], cwd=tmp_path,
+                           env=child_environ({**env, "ECSHOP_LOG_LEVEL": "WARNING"}),
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "loud registered" not in quiet.stderr
