@@ -3,7 +3,10 @@
 A plugin is a module exposing ``NAME``, ``VERSION`` and ``register(host)``; in
 ``register`` it calls ``host.add_action`` / ``host.add_filter`` / ``host.add_gateway``.
 A plugin that fails to load is reported with its reason and the shop starts without it,
-unless ``ECSHOP_PLUGINS_STRICT=1``.
+unless ``ECSHOP_PLUGINS_STRICT=1``. A plugin may declare ``SETTINGS`` (a sequence of
+:class:`ecshop.settings.Setting`): they are checked and converted before ``register``,
+which reads them from ``host.settings``; while one is bad or a required one unset, the
+plugin "needs settings" and is not registered.
 """
 
 from __future__ import annotations
@@ -17,16 +20,21 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from ecshop.config import Config
+from ecshop.config import PLUGIN_PREFIX, Config
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
+from ecshop.settings import Setting, describe, resolve
 
 log = logging.getLogger("ecshop.plugins")
 GROUP = "ecshop.plugins"
+NEEDS_SETTINGS = "needs settings"
 
 
 @dataclass
 class PluginInfo:
+    """One plugin found, and what became of it (``status``: ``enabled``, ``disabled``,
+    ``failed`` with ``error``, or ``needs settings`` with ``problems``)."""
+
     name: str
     version: str = "?"
     source: str = "folder"
@@ -34,6 +42,21 @@ class PluginInfo:
     error: str = ""
     hooks: list[str] = field(default_factory=list)
     gateways: list[str] = field(default_factory=list)
+    settings: tuple[Setting, ...] = ()
+    raw_settings: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"{PLUGIN_PREFIX}{self.name.upper()}_"
+
+
+def _declared(module: Any) -> tuple[Setting, ...]:
+    declared = tuple(getattr(module, "SETTINGS", ()) or ())
+    for item in declared:
+        if not isinstance(item, Setting):
+            raise TypeError(f"SETTINGS holds {item!r}, not an ecshop.settings.Setting")
+    return declared
 
 
 class PluginHost:
@@ -46,7 +69,16 @@ class PluginHost:
         # gateways found but not live, with why (missing or short settings)
         self.unavailable: dict[str, list[str]] = {}
         self.plugins: list[PluginInfo] = []
+        #: every gateway found, live or not (``ecshop plugins`` shows their settings)
+        self.found: dict[str, Any] = {}
         self._current: PluginInfo | None = None
+        self._values: dict[str, Any] = {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings of the plugin being registered, converted to their declared
+        types (read them in ``register``)."""
+        return dict(self._values)
 
     def _plugin(self) -> str:
         return self._current.name if self._current else "core"
@@ -96,7 +128,8 @@ class PluginHost:
             module = loader()
             info.name = str(getattr(module, "NAME", name))
             info.version = str(getattr(module, "VERSION", "?"))
-            module.register(self)
+            if self._settle_settings(info, module):
+                module.register(self)
         except Exception as exc:
             info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
             log.error("plugin %s failed to load: %s", name, info.error)
@@ -106,11 +139,26 @@ class PluginHost:
                 ) from exc
         finally:
             self._current = None
+            self._values = {}
+
+    def _settle_settings(self, info: PluginInfo, module: Any) -> bool:
+        """Check the plugin's declared settings; False (``needs settings``) when one is
+        bad or a required one unset."""
+        info.settings = _declared(module)
+        info.raw_settings = dict(self.config.plugin_settings(info.name))
+        resolved = resolve(info.settings, info.raw_settings, info.prefix)
+        if resolved.problems:
+            info.status, info.problems = NEEDS_SETTINGS, resolved.problems
+            log.info("plugin %s needs settings: %s", info.name, "; ".join(info.problems))
+            return False
+        self._values = resolved.values
+        return True
 
     def settle_gateways(self) -> None:
         """Keep only live gateways in :attr:`gateways`; the others go to
         :attr:`unavailable` with their reasons (a gateway that needs a secret and has
         none, or a short one, must never verify a notification)."""
+        self.found.update(self.gateways)
         live: dict[str, Any] = {}
         for name, gateway in self.gateways.items():
             try:
@@ -135,20 +183,58 @@ class PluginHost:
                 )
                 lines.append(f"gateway {name}: live ({kind})")
             else:
-                lines.append(f"gateway {name}: needs settings: {'; '.join(self.unavailable[name])}"
-                             f" (ECSHOP_GATEWAY_{name.upper()}_<KEY>)")  # fmt: skip
+                lines.append(
+                    f"gateway {name}: {NEEDS_SETTINGS}: {'; '.join(self.unavailable[name])}"
+                )
+        return lines
+
+    def plugin_lines(self) -> list[str]:
+        """One line per enabled plugin that does not run: failed, or needs settings."""
+        lines = []
+        for p in self.plugins:
+            if p.status == "failed":
+                lines.append(f"plugin {p.name}: failed to load: {p.error}")
+            elif p.status == NEEDS_SETTINGS:
+                lines.append(f"plugin {p.name}: {NEEDS_SETTINGS}: {'; '.join(p.problems)}")
+        return lines
+
+    def problems(self) -> list[str]:
+        """Every reason an enabled plugin or one of its gateways cannot run, one line
+        each (``ecshop plugins --strict``)."""
+        lines = [f"plugin {p.name}: failed to load: {p.error}"
+                 for p in self.plugins if p.status == "failed"]  # fmt: skip
+        lines += [f"plugin {p.name}: {problem}"
+                  for p in self.plugins if p.status == NEEDS_SETTINGS for problem in p.problems]  # fmt: skip
+        lines += [f"gateway {name}: {problem}"
+                  for name, why in sorted(self.unavailable.items()) for problem in why]  # fmt: skip
         return lines
 
     def report(self) -> str:
+        """The table ``ecshop plugins`` prints: each plugin and gateway with its status
+        and its settings (secrets masked)."""
         rows = [
-            f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<9} gateways / hooks / error"
+            f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<14} gateways / hooks / error"
         ]
         for p in self.plugins:
-            detail = p.error or ", ".join(p.gateways + p.hooks) or "-"
-            rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<9} {detail}")
+            detail = p.error or "; ".join(p.problems) or ", ".join(p.gateways + p.hooks) or "-"
+            rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<14} {detail}")
+            rows.extend(f"    {describe(s, p.raw_settings, p.prefix)}" for s in p.settings)
         rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
-        rows.extend(self.gateway_lines())
+        for line in self.gateway_lines():
+            rows.append(line)
+            gateway = self.found.get(line.split(":", 1)[0].removeprefix("gateway "))
+            rows.extend(_gateway_settings(gateway))
         return "\n".join(rows)
+
+
+def _gateway_settings(gateway: Any) -> list[str]:
+    """The settings lines of one gateway (none for an object that declares none)."""
+    declared = getattr(type(gateway), "declared_settings", None)
+    if declared is None:
+        return []
+    raw = getattr(gateway, "raw_settings", {})
+    prefix = type(gateway).variable_prefix()
+    return [f"    {describe(s, raw, prefix)}" for s in declared()]
 
 
 def _folder_loader(path: Path) -> Callable[[], Any]:
