@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from ecshop.errors import GatewayError, NotFound
 from ecshop.orders import ACCEPTED, PENDING, OrderService, load
-from ecshop.payments.base import PaymentOrder
+from ecshop.payments.base import PaymentOrder, refund_through
 from ecshop.payments.notifications import PaymentService, event_from_status
 from ecshop.signing import RETURN_LINK_MARGIN, RETURN_PURPOSE, Signer
 
@@ -129,7 +129,9 @@ class PaymentFlow:
         if getattr(gateway, "offline", False):  # paid back by hand: the shop names it
             refund_id = f"manual:{secrets.token_hex(8)}"
         else:
-            refund_id = str(gateway.refund(order["number"], amount).id)
+            result = refund_through(gateway, order["number"], amount, currency=order["currency"],
+                                    order_total=int(order["total"]))  # fmt: skip
+            refund_id = str(result.id)
         self.orders.record_refund(
             order["number"], amount, gateway=order["gateway"], refund_id=refund_id,
             origin="shop", actor=actor, reason=reason, settle=settle,
