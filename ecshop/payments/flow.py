@@ -92,6 +92,7 @@ class PaymentFlow:
             ),
             notify_url=notify_url, return_url=return_url,
         )  # fmt: skip
+        test_mode = bool(getattr(gateway, "test_mode", False))
         if getattr(start, "offline", False):
             if order["status"] == PENDING:
                 self.orders.accept_offline(order["number"], actor=f"gateway:{order['gateway']}")
@@ -100,8 +101,9 @@ class PaymentFlow:
                 "instructions": getattr(start, "instructions", None),
                 "pay_by": _iso(order["hold_expires_at"]),
                 "status": ACCEPTED,
+                "test_mode": test_mode,
             }
-        payment: dict[str, Any] = {"redirect_url": start.redirect_url}
+        payment: dict[str, Any] = {"redirect_url": start.redirect_url, "test_mode": test_mode}
         if getattr(start, "form_fields", None):
             payment["form"] = {
                 "action": start.form_action or start.redirect_url,

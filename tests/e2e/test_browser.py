@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ecshop.money import format_money
 from tests.conftest import _unavailable
 from tests.e2e.test_checkout_flow import wait_for
 
@@ -120,8 +121,9 @@ def _check_pay_page(browser: WebDriver, order: dict[str, Any], tmp_path: Path) -
     assert browser.title == f"Sandbox payment · {order['number']}"
     details = _pay_page_details(browser)
     assert details["Order"] == order["number"]
-    assert details["Amount"] == f"{order['total']:,} {order['currency']}"
+    assert details["Amount"] == format_money(order["total"], order["currency"])
     assert details["Status"] == "pending"
+    assert browser.find_element(By.ID, "test-mode").text == "TEST MODE — no real money"
     assert _button(browser, "pay").text == "Pay" and _button(browser, "pay").is_enabled()
     assert _button(browser, "decline").text == "Decline"
     browser.save_screenshot(str(tmp_path / "pay-page.png"))
@@ -138,8 +140,9 @@ def _press(browser: WebDriver, stack: Stack, action: str, wanted: str) -> None:
 
 def _check_return_page(browser: WebDriver, order: dict[str, Any], message: str) -> None:
     assert browser.find_element(By.ID, "order-number").text == order["number"]
+    assert browser.find_element(By.ID, "test-mode").text == "TEST MODE — no real money"
     assert browser.find_element(By.ID, "order-status").text == message
-    assert f"Total: {order['total']} {order['currency']}" in browser.page_source
+    assert f"Total: {format_money(order['total'], order['currency'])}" in browser.page_source
 
 
 # -- tests -----------------------------------------------------------------------------
