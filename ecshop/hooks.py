@@ -37,6 +37,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "order_needs_attention": ("order",),
     # a payment that came after its order's units were sold again was refunded: tell the buyer
     "late_payment_refunded": ("order",),
+    # the gateway of a pending order has not answered for too long: tell the admin
+    "order_gateway_unreachable": ("order",),
     "payment_notification": ("event",),
     "shop_started": ("shop",),
 }

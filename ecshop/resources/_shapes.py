@@ -41,10 +41,11 @@ PLACED: Schema = {
 }
 ORDER_DETAIL: Schema = {
     **ORDER,
-    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments"],
+    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments", "attention"],
     "properties": {
         **ORDER["properties"],
         "customer": {"type": "object"},
+        "attention": {"type": ["object", "null"]},
         "payment_id": STR_OR_NULL,
         "events": {"type": "array", "items": {"type": "object"}},
         "payments": {"type": "array", "items": {"type": "object"}},

@@ -174,6 +174,19 @@ class AdminOrderList:
         send_json(resp, {"items": items, "next_after": numbers[-1] if more else None})
 
 
+def attention(order: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the admin must look at on a pending order: the reconciler's flag of a
+    gateway that has not answered for too long (``ECSHOP_GATEWAY_UNREACHABLE_AFTER``)."""
+    if order["status"] != PENDING:
+        return None
+    for event in reversed(events):
+        data = event["data"]
+        if isinstance(data, dict) and data.get("attention"):
+            return {"code": data["attention"], "reason": event["reason"],
+                    "since": event["created_at"]}  # fmt: skip
+    return None
+
+
 class AdminOrderItem:
     """``GET /api/v1/admin/orders/{number}``."""
 
@@ -194,6 +207,7 @@ class AdminOrderItem:
                     "SELECT from_status, to_status, actor, reason, data_json, created_at FROM order_events "
                     "WHERE order_number = ? ORDER BY id", (number,))
             ]  # fmt: skip
+            view["attention"] = attention(order, view["events"])
             view["payments"] = [
                 {**p, "received_at": iso(p["received_at"]), "applied_at": iso(p["applied_at"])}
                 for p in tx.query(

@@ -44,3 +44,31 @@ def test_the_shipping_fee_comes_from_its_settings(make_stack):
     assert (small["shipping"], small["total"]) == (700, 2700)
     large = stack.checkout([("TEA", 3)]).json()
     assert (large["shipping"], large["total"]) == (0, 3000)
+
+
+def test_an_unreachable_gateway_flags_the_order_for_the_admin(make_stack):
+    stack = make_stack("embedded", ECSHOP_HOLD_TTL="1", ECSHOP_RECONCILE_GRACE="0",
+                       ECSHOP_GATEWAY_UNREACHABLE_AFTER="1")  # fmt: skip
+    stack.add_product("TEA", 1000, 5)
+    number = stack.checkout([("TEA", 2)]).json()["number"]
+    stack.gateway.stop()  # the provider is down: nobody can say whether the buyer paid
+
+    def reconcile(**env: str) -> Any:
+        done = stack.cli("reconcile", "--once", env=env)
+        assert done.returncode == 0, done.stderr
+        return done if "unreachable=1" in done.stdout else None
+
+    flagged = wait_for(reconcile)
+    assert flagged, "the order was never reported unreachable"
+    assert f"order {number} needs the admin: gateway sandbox" in flagged.stderr
+    view = stack.order(number)
+    assert view["status"] == "pending_payment"
+    assert view["attention"]["code"] == "gateway_unreachable"
+    assert "Connection refused" in view["attention"]["reason"]
+    assert stack.levels()["TEA"]["available"] == 3  # still held: the buyer may have paid
+
+    released = reconcile(ECSHOP_GATEWAY_UNREACHABLE_RELEASE="1")
+    assert released and "expired=1" in released.stdout
+    view = stack.order(number)
+    assert (view["status"], view["attention"]) == ("cancelled", None)
+    assert stack.levels()["TEA"]["available"] == 5
