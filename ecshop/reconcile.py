@@ -37,7 +37,7 @@ log = logging.getLogger("ecshop.reconcile")
 LEASE = "reconciler"
 #: what ``fetch_status`` / ``expire_payment`` may answer; anything else is garbage
 KNOWN_STATUSES = frozenset(
-    {"succeeded", "failed", "pending", "refunded", "partially_refunded", "unknown"}
+    {"succeeded", "failed", "pending", "expired", "refunded", "partially_refunded", "unknown"}
 )
 #: the flag on an order whose gateway could not be asked for too long (event data)
 UNREACHABLE = "gateway_unreachable"

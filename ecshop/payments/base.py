@@ -59,7 +59,8 @@ class PaymentEvent:
 @dataclass(frozen=True)
 class PaymentStatus:
     order: str
-    status: str  # succeeded | failed | pending | refunded | partially_refunded | unknown
+    # succeeded | failed | pending | expired | refunded | partially_refunded | unknown
+    status: str
     amount: int | None = None
     currency: str | None = None
     payment_id: str | None = None
@@ -169,9 +170,11 @@ class Gateway:
         - ``failed``: declined, the buyer cannot pay this session any more;
         - ``pending``: the provider has seen the order (a payment session exists) and
           it is not final yet;
+        - ``expired``: the session ended unpaid (:meth:`expire_payment`, or the
+          provider's own timeout): no payment can follow;
         - ``unknown``: the provider has never seen the order (the buyer never reached
-          its page). The reconciler takes ``pending`` and ``unknown`` as "not paid" once
-          the order's hold is over, and gives the stock back.
+          its page). The reconciler takes ``pending``, ``expired`` and ``unknown`` as
+          "not paid" once the order's hold is over, and gives the stock back.
 
         Raises:
             GatewayError: the provider cannot be reached, refuses the call or answers
