@@ -12,6 +12,7 @@ import falcon
 from ecshop.checkout import CART
 from ecshop.errors import BadRequest, IllegalTransition, NotFound
 from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, lines_of, load
+from ecshop.reconcile import UNREACHABLE
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
 from ecshop.resources._http import send_json
 from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
@@ -149,7 +150,9 @@ class AdminOrderList:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
-    @declare(params=(*PAGING, query("status", {"type": "string", "enum": list(STATUSES)})),
+    @declare(params=(*PAGING, query("status", {"type": "string", "enum": list(STATUSES)}),
+                     query("attention", {"type": "string", "enum": [UNREACHABLE]},
+                           description="only pending orders flagged for the admin")),
              answers=(ok(page_of(ORDER), "a page of orders"),))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List orders by number, a page after the cursor."""
@@ -159,6 +162,10 @@ class AdminOrderList:
         if status:
             where.append("status = ?")
             params.append(status)
+        if req.context.params["attention"]:
+            where.append("status = ? AND number IN (SELECT order_number FROM order_events "
+                         "WHERE reason LIKE ?)")  # fmt: skip
+            params += [PENDING, f"{UNREACHABLE}:%"]
         if after:
             where.append("number > ?")
             params.append(after)

@@ -66,9 +66,16 @@ def test_an_unreachable_gateway_flags_the_order_for_the_admin(make_stack):
     assert view["attention"]["code"] == "gateway_unreachable"
     assert "Connection refused" in view["attention"]["reason"]
     assert stack.levels()["TEA"]["available"] == 3  # still held: the buyer may have paid
+    assert stack.checkout([("TEA", 1)], gateway="cod").status_code == 201  # not flagged
+    listed = stack.http.get(f"{stack.shop.url}/api/v1/admin/orders", headers=stack.admin,
+                            params={"attention": "gateway_unreachable"}).json()  # fmt: skip
+    assert [o["number"] for o in listed["items"]] == [number]
 
     released = reconcile(ECSHOP_GATEWAY_UNREACHABLE_RELEASE="1")
     assert released and "expired=1" in released.stdout
     view = stack.order(number)
     assert (view["status"], view["attention"]) == ("cancelled", None)
-    assert stack.levels()["TEA"]["available"] == 5
+    assert stack.levels()["TEA"]["available"] == 4  # the cash-on-delivery order holds one
+    listed = stack.http.get(f"{stack.shop.url}/api/v1/admin/orders", headers=stack.admin,
+                            params={"attention": "gateway_unreachable"}).json()  # fmt: skip
+    assert listed["items"] == []
