@@ -43,7 +43,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     gateways: list[str] = field(default_factory=list)
     settings: tuple[Setting, ...] = ()
-    raw_settings: dict[str, str] = field(default_factory=dict)
+    raw_settings: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
     problems: list[str] = field(default_factory=list)
 
     @property

@@ -19,7 +19,7 @@ the environment variable (never a secret's value), and the plugin does not run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -55,6 +55,7 @@ class Setting:
 
     name: str
     type: Any = "str"
+    _: KW_ONLY
     required: bool = False
     secret: bool = False
     default: Any = None

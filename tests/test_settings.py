@@ -70,3 +70,8 @@ def test_describe_shows_type_state_default_and_help():
 def test_a_malformed_declaration_is_refused(kwargs):
     with pytest.raises(ValueError):
         Setting(**kwargs)
+
+
+def test_options_after_the_type_are_keywords_only():
+    with pytest.raises(TypeError):
+        Setting("price", int, 300)  # type: ignore[misc]

@@ -114,7 +114,7 @@ class Gateway:
         self.settings: dict[str, Any] = resolved.values
         self._problems = resolved.problems
         if any(s.name == "test_mode" for s in self.declared_settings()):
-            self.test_mode = bool(self.settings["test_mode"])
+            self.test_mode = bool(self.settings.get("test_mode", type(self).test_mode))
 
     @classmethod
     def variable_prefix(cls) -> str:
@@ -140,7 +140,8 @@ class Gateway:
         """Why this gateway cannot run, one line each naming the environment variable:
         a required setting unset, a value that does not convert, a secret shorter than
         :data:`MIN_SECRET_BYTES` bytes. Empty when it is live."""
-        return list(self._problems)
+        # NOTE: a subclass whose __init__ skips ours has no problems recorded.
+        return list(getattr(self, "_problems", ()))
 
     def hold_seconds(self) -> float | None:
         """How long an order of this gateway holds its stock: an offline method's pay
