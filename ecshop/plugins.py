@@ -174,19 +174,17 @@ class PluginHost:
 
     def gateway_lines(self) -> list[str]:
         """One line per gateway found: live or not, and why."""
-        lines = []
-        for name in sorted(set(self.gateways) | set(self.unavailable)):
-            if name in self.gateways:
-                gateway = self.gateways[name]
-                kind = (
-                    "offline" if gateway.offline else "test mode" if gateway.test_mode else "live"
-                )
-                lines.append(f"gateway {name}: live ({kind})")
-            else:
-                lines.append(
-                    f"gateway {name}: {NEEDS_SETTINGS}: {'; '.join(self.unavailable[name])}"
-                )
-        return lines
+        return [self._gateway_line(name) for name in self._gateway_names()]
+
+    def _gateway_names(self) -> list[str]:
+        return sorted(set(self.gateways) | set(self.unavailable))
+
+    def _gateway_line(self, name: str) -> str:
+        gateway = self.gateways.get(name)
+        if gateway is None:
+            return f"gateway {name}: {NEEDS_SETTINGS}: {'; '.join(self.unavailable[name])}"
+        kind = "offline" if gateway.offline else "test mode" if gateway.test_mode else "live"
+        return f"gateway {name}: live ({kind})"
 
     def plugin_lines(self) -> list[str]:
         """One line per enabled plugin that does not run: failed, or needs settings."""
@@ -220,10 +218,9 @@ class PluginHost:
             rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<14} {detail}")
             rows.extend(f"    {describe(s, p.raw_settings, p.prefix)}" for s in p.settings)
         rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
-        for line in self.gateway_lines():
-            rows.append(line)
-            gateway = self.found.get(line.split(":", 1)[0].removeprefix("gateway "))
-            rows.extend(_gateway_settings(gateway))
+        for name in self._gateway_names():
+            rows.append(self._gateway_line(name))
+            rows.extend(_gateway_settings(self.found.get(name)))
         return "\n".join(rows)
 
 
