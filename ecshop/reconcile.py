@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import GatewayError, ShopError
-from ecshop.orders import ACCEPTED, PENDING, OrderService, record_event
+from ecshop.orders import ACCEPTED, PENDING, OrderService, load, record_event
 from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
 from ecshop.store import DuplicateKey, Store
@@ -299,7 +299,8 @@ class Reconciler:
             record_event(tx, number, PENDING, PENDING, actor="reconciler",
                          reason=f"{UNREACHABLE}: {reason}",
                          data={"attention": UNREACHABLE, "gateway": order["gateway"]})  # fmt: skip
-        self.orders.hooks.do_action("order_gateway_unreachable", order)
+            full = load(tx, number)  # the whole row, as every order action gets it
+        self.orders.hooks.do_action("order_gateway_unreachable", full)
         return True
 
     def _apply_status(self, order: dict[str, Any], status: Any, report: ReconcileReport) -> bool:
