@@ -152,7 +152,7 @@ def test_buy_on_storefront_pay_on_hosted_page_lands_paid(make_stack, browser, tm
     stack.add_product("GONE", 800, 0, name="Sold-out mug")
     browser.get(f"{stack.shop.url}/")
     tea = _product_row(browser, "TEA")
-    assert "Green tea" in tea.text and "1200 JPY" in tea.text and "5 left" in tea.text
+    assert "Green tea" in tea.text and "1,200 JPY" in tea.text and "5 left" in tea.text
     assert tea.find_element(By.TAG_NAME, "button").is_enabled()
     gone = _product_row(browser, "GONE")
     assert "0 left" in gone.text and not gone.find_element(By.TAG_NAME, "button").is_enabled()

@@ -19,6 +19,7 @@ def return_url(order: dict[str, Any]) -> str:
 def test_buyers_are_told_when_a_gateway_is_in_test_mode(make_stack):
     stack = make_stack("embedded")
     stack.add_product("TEA", 1200, 5)
+    assert "<span>1,200 JPY</span>" in stack.http.get(f"{stack.shop.url}/").text
     order = stack.checkout([("TEA", 1)]).json()
     assert order["payment"]["test_mode"] is True
     pay_page = stack.http.get(order["payment"]["redirect_url"], headers={"Accept": "text/html"})
