@@ -120,6 +120,8 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
             payment_service,
             plugins.gateways,
             grace=config.reconcile_grace,
+            unreachable_after=config.gateway_unreachable_after,
+            release_unreachable=config.gateway_unreachable_release,
         ),
     )
 

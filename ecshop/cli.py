@@ -82,7 +82,8 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
     check_serving(config)
     cmd_migrate(args, config)
-    for line in load_plugins(config).gateway_lines():
+    host = load_plugins(config)
+    for line in host.plugin_lines() + host.gateway_lines():
         print(f"ecshop serve: {line}", file=sys.stderr, flush=True)
     argv = [
         sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF),
@@ -175,9 +176,19 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_plugins(args: argparse.Namespace, config: Config) -> int:
+    import logging
+
     from ecshop.plugins import load_plugins
 
-    print(load_plugins(config).report())
+    # NOTE: the report says everything; log lines would double it on stderr.
+    logging.getLogger("ecshop.plugins").disabled = True
+    host = load_plugins(config)
+    print(host.report())
+    if args.strict:
+        problems = host.problems()
+        for line in problems:
+            print(f"ecshop plugins: {line}", file=sys.stderr)
+        return 1 if problems else 0
     return 0
 
 
@@ -360,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     add("migrate", cmd_migrate, "create or upgrade the database schema")
     add("info", cmd_info, "show versions, the live stock core and the servers in use")
-    add("plugins", cmd_plugins, "list plugins and gateways found, with their status")
+    p = add("plugins", cmd_plugins, "list plugins and gateways found, with their settings")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1, one line per problem on stderr, when an enabled plugin or "
+                   "one of its gateways cannot run")  # fmt: skip
     p = add("stock", cmd_stock, "compare or rebuild the stock engine from the database")
     stock_sub = p.add_subparsers(dest="stock_command", required=True, metavar="ACTION")
     audit = stock_sub.add_parser("audit", help="print per-SKU drift; exit 1 if any")

@@ -3,8 +3,9 @@
 This is the only module that reads ``os.environ``. Every setting is listed in
 ``SETTINGS`` with its parser, so a bad value fails at start-up with one line naming it.
 An optional ``ecshop.toml`` (path in ``ECSHOP_CONFIG``, else ``./ecshop.toml``) may set
-the same keys in lower case without the prefix (``database_url = "..."``, and a
-``[gateway.<name>]`` table for gateway keys); the environment wins over the file.
+the same keys in lower case without the prefix (``database_url = "..."``, a
+``[gateway.<name>]`` table for gateway keys and a ``[plugin.<name>]`` table for plugin
+keys); the environment wins over the file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from ecshop.redact import mask
 
 PREFIX = "ECSHOP_"
 GATEWAY_PREFIX = "ECSHOP_GATEWAY_"
+PLUGIN_PREFIX = "ECSHOP_PLUGIN_"
+#: tables of ``ecshop.toml`` whose keys belong to one named gateway or plugin
+TABLES = ("gateway", "plugin")
 
 
 def _positive_float(raw: str) -> float:
@@ -165,6 +169,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
     "LOG_LEVEL": (_log_level, "INFO"),
     "LOG_FORMAT": (_log_format, "text"),
+    "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
+    "GATEWAY_UNREACHABLE_RELEASE": (_bool, "0"),
 }
 # Settings whose value never appears in an error message.
 SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY"})
@@ -205,7 +211,12 @@ class Config:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     log_level: str = "INFO"
     log_format: str = "text"
+    gateway_unreachable_after: float = 24 * 3600.0
+    gateway_unreachable_release: bool = False
+    # Per-name settings: "" holds the environment's keys whole (NAME_KEY), a name the
+    # keys of its ecshop.toml table.
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
+    plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
 
     @property
     def group_commit_on(self) -> bool:
@@ -226,35 +237,70 @@ class Config:
         ``bank_transfer``), a double underscore ends the name unambiguously:
         ``ECSHOP_GATEWAY_BANK__TRANSFER_ACCOUNT`` is ``transfer_account`` of ``bank``.
         """
-        head = name.upper() + "_"
-        found: dict[str, str] = {}
-        for key, value in self.gateways.get("", {}).items():
-            if key.startswith(head + "_"):
-                found[key[len(head) + 1 :].lower()] = value
-        for key, value in self.gateways.get("", {}).items():
-            if key.startswith(head) and not key.startswith(head + "_"):
-                found.setdefault(key[len(head) :].lower(), value)
-        return {**found, **self.gateways.get(name.lower(), {})}
+        return _scoped(self.gateways, name)
+
+    def plugin_settings(self, name: str) -> Mapping[str, str]:
+        """Settings of one plugin, from ``ECSHOP_PLUGIN_<NAME>_<KEY>`` and the
+        ``[plugin.<name>]`` table; names end as in :meth:`gateway_settings`."""
+        return _scoped(self.plugin_options, name)
 
 
-def _toml_values(path: Path) -> dict[str, str]:
+def _scoped(layers: Mapping[str, Mapping[str, str]], name: str) -> dict[str, str]:
+    """The keys of ``name``: its file table, overridden by the environment's keys."""
+    head = name.upper() + "_"
+    flat = layers.get("", {})
+    found: dict[str, str] = {}
+    for key, value in flat.items():
+        if key.startswith(head + "_"):
+            found[key[len(head) + 1 :].lower()] = value
+    for key, value in flat.items():
+        if key.startswith(head) and not key.startswith(head + "_"):
+            found.setdefault(key[len(head) :].lower(), value)
+    table = {str(k).lower(): v for k, v in layers.get(name.lower(), {}).items()}
+    return {**table, **found}
+
+
+def _text_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _toml_values(path: Path) -> tuple[dict[str, str], dict[str, dict[str, dict[str, str]]]]:
+    """The file's top-level keys as ``ECSHOP_*`` variables, and its ``[gateway.<name>]``
+    and ``[plugin.<name>]`` tables by kind and name."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc}") from exc
     values: dict[str, str] = {}
+    tables: dict[str, dict[str, dict[str, str]]] = {kind: {} for kind in TABLES}
     for key, value in data.items():
-        if key == "gateway" and isinstance(value, dict):
-            for gw_name, gw_settings in value.items():
-                for gw_key, gw_value in dict(gw_settings).items():
-                    values[f"{GATEWAY_PREFIX}{gw_name.upper()}_{gw_key.upper()}"] = str(gw_value)
+        if key in TABLES and isinstance(value, dict):
+            for name, settings in value.items():
+                if not isinstance(settings, dict):
+                    raise ConfigError(f"{path}: [{key}.{name}] must be a table of settings")
+                tables[key][str(name).lower()] = {
+                    str(k).lower(): _text_of(v) for k, v in settings.items()
+                }
             continue
-        if isinstance(value, bool):
-            value = "1" if value else "0"
-        elif isinstance(value, list):
-            value = ",".join(str(v) for v in value)
-        values[PREFIX + key.upper()] = str(value)
-    return values
+        values[PREFIX + key.upper()] = _text_of(value)
+    return values, tables
+
+
+def _named_keys(merged: Mapping[str, str], prefix: str) -> dict[str, str]:
+    """Every ``<prefix><NAME>_<KEY>`` variable, kept whole as ``NAME_KEY`` (only the
+    name's owner tells where the name ends), core settings left out."""
+    flat: dict[str, str] = {}
+    for key, raw in merged.items():
+        if key.startswith(prefix) and key[len(PREFIX) :] not in SETTINGS:
+            rest = key[len(prefix) :]
+            if "_" not in rest.strip("_"):
+                raise ConfigError(f"{key}: expected {prefix}<NAME>_<KEY>")
+            flat[rest] = raw
+    return flat
 
 
 def load_config(
@@ -268,8 +314,10 @@ def load_config(
     env = dict(os.environ if environ is None else environ)
     path = Path(toml_path or env.get("ECSHOP_CONFIG") or "ecshop.toml")
     merged: dict[str, str] = {}
+    tables: dict[str, dict[str, dict[str, str]]] = {kind: {} for kind in TABLES}
     if path.is_file():
-        merged.update(_toml_values(path))
+        file_values, tables = _toml_values(path)
+        merged.update(file_values)
     elif toml_path is not None or env.get("ECSHOP_CONFIG"):
         raise ConfigError(f"ECSHOP_CONFIG: no such file: {path}")
     merged.update({k: v for k, v in env.items() if k.startswith(PREFIX)})
@@ -283,16 +331,10 @@ def load_config(
             shown = "" if name in SECRET_SETTINGS else f"={raw!r}"
             raise ConfigError(mask(f"{PREFIX}{name}{shown}: {exc}")) from exc
 
-    # NOTE: gateway keys are kept whole under "" until a gateway asks for its own, since
-    # only its name tells where the name ends (see Config.gateway_settings).
-    flat: dict[str, str] = {}
-    for key, raw in merged.items():
-        if key.startswith(GATEWAY_PREFIX):
-            rest = key[len(GATEWAY_PREFIX) :]
-            if "_" not in rest.strip("_"):
-                raise ConfigError(f"{key}: expected ECSHOP_GATEWAY_<NAME>_<KEY>")
-            flat[rest] = raw
-    values["gateways"] = {"": flat}
+    # NOTE: gateway and plugin keys are kept whole under "" until one asks for its own,
+    # since only its name tells where the name ends (see Config.gateway_settings).
+    values["gateways"] = {**tables["gateway"], "": _named_keys(merged, GATEWAY_PREFIX)}
+    values["plugin_options"] = {**tables["plugin"], "": _named_keys(merged, PLUGIN_PREFIX)}
     return Config(**values)
 
 

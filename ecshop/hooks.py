@@ -50,6 +50,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "late_payment_refunded": ("order",),
     "payment_received": ("amount", "order"),
     "refund_made": ("amount", "order"),
+    # the gateway of a pending order has not answered for too long: tell the admin
+    "order_gateway_unreachable": ("order",),
     "payment_notification": ("event",),
     "shop_started": ("shop",),
 }

@@ -6,7 +6,10 @@ A plugin is a module exposing ``NAME``, ``VERSION`` and ``register(host)``; in
 A plugin that fails to load is reported with its reason and the shop starts without it
 and without anything it registered, unless ``ECSHOP_PLUGINS_STRICT=1``. Two plugins
 of one name: the first found is kept, the other refused (entry points are read first,
-then the plugins folder, each in name order).
+then the plugins folder, each in name order). A plugin may declare ``SETTINGS`` (a
+sequence of :class:`ecshop.settings.Setting`): they are checked and converted before
+``register``, which reads them from ``host.settings``; while one is bad or a required
+one unset, the plugin "needs settings" and is not registered.
 """
 
 from __future__ import annotations
@@ -22,17 +25,22 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from ecshop.config import Config
+from ecshop.config import PLUGIN_PREFIX, Config
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry, PluginValidationError
+from ecshop.settings import Setting, describe, resolve
 
 log = logging.getLogger("ecshop.plugins")
 GROUP = "ecshop.plugins"
 ADMIN_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
+NEEDS_SETTINGS = "needs settings"
 
 
 @dataclass
 class PluginInfo:
+    """One plugin found, and what became of it (``status``: ``enabled``, ``disabled``,
+    ``failed`` with ``error``, or ``needs settings`` with ``problems``)."""
+
     name: str
     version: str = "?"
     source: str = "folder"
@@ -45,6 +53,14 @@ class PluginInfo:
     declared: list[str] = field(default_factory=list)
     admin_pages: list[str] = field(default_factory=list)
 
+    settings: tuple[Setting, ...] = ()
+    raw_settings: dict[str, str] = field(default_factory=dict, repr=False)  # may hold secrets
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"{PLUGIN_PREFIX}{self.name.upper()}_"
+
 
 @dataclass(frozen=True)
 class AdminPage:
@@ -54,6 +70,14 @@ class AdminPage:
     title: str
     callback: Callable[..., Any]
     plugin: str
+
+
+def _declared(module: Any) -> tuple[Setting, ...]:
+    declared = tuple(getattr(module, "SETTINGS", ()) or ())
+    for item in declared:
+        if not isinstance(item, Setting):
+            raise TypeError(f"SETTINGS holds {item!r}, not an ecshop.settings.Setting")
+    return declared
 
 
 class PluginHost:
@@ -68,7 +92,16 @@ class PluginHost:
         self.plugins: list[PluginInfo] = []
         #: admin pages by slug, in the order added
         self.admin_pages: dict[str, AdminPage] = {}
+        #: every gateway found, live or not (``ecshop plugins`` shows their settings)
+        self.found: dict[str, Any] = {}
         self._current: PluginInfo | None = None
+        self._values: dict[str, Any] = {}
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The settings of the plugin being registered, converted to their declared
+        types (read them in ``register``)."""
+        return dict(self._values)
 
     def _plugin(self) -> str:
         return self._current.name if self._current else "core"
@@ -196,7 +229,8 @@ class PluginHost:
                 return
             info.name = declared
             info.version = str(getattr(module, "VERSION", "?"))
-            module.register(self)
+            if self._settle_settings(info, module):
+                module.register(self)
         except ConfigError:
             raise  # strict mode refusing a duplicate
         except Exception as exc:
@@ -204,6 +238,20 @@ class PluginHost:
             self._fail(info, f"{type(exc).__name__}: {exc}")
         finally:
             self._current = None
+            self._values = {}
+
+    def _settle_settings(self, info: PluginInfo, module: Any) -> bool:
+        """Check the plugin's declared settings; False (``needs settings``) when one is
+        bad or a required one unset."""
+        info.settings = _declared(module)
+        info.raw_settings = dict(self.config.plugin_settings(info.name))
+        resolved = resolve(info.settings, info.raw_settings, info.prefix)
+        if resolved.problems:
+            info.status, info.problems = NEEDS_SETTINGS, resolved.problems
+            log.info("plugin %s needs settings: %s", info.name, "; ".join(info.problems))
+            return False
+        self._values = resolved.values
+        return True
 
     def _fail(self, info: PluginInfo, error: str) -> None:
         info.status, info.error = "failed", error
@@ -233,6 +281,7 @@ class PluginHost:
         """Keep only live gateways in :attr:`gateways`; the others go to
         :attr:`unavailable` with their reasons (a gateway that needs a secret and has
         none, or a short one, must never verify a notification)."""
+        self.found.update(self.gateways)
         live: dict[str, Any] = {}
         for name, gateway in self.gateways.items():
             try:
@@ -248,29 +297,56 @@ class PluginHost:
 
     def gateway_lines(self) -> list[str]:
         """One line per gateway found: live or not, and why."""
+        return [self._gateway_line(name) for name in self._gateway_names()]
+
+    def _gateway_names(self) -> list[str]:
+        return sorted(set(self.gateways) | set(self.unavailable))
+
+    def _gateway_line(self, name: str) -> str:
+        gateway = self.gateways.get(name)
+        if gateway is None:
+            return f"gateway {name}: {NEEDS_SETTINGS}: {'; '.join(self.unavailable[name])}"
+        kind = "offline" if gateway.offline else "test mode" if gateway.test_mode else "live"
+        return f"gateway {name}: live ({kind})"
+
+    def plugin_lines(self) -> list[str]:
+        """One line per enabled plugin that does not run: failed, or needs settings."""
         lines = []
-        for name in sorted(set(self.gateways) | set(self.unavailable)):
-            if name in self.gateways:
-                gateway = self.gateways[name]
-                kind = (
-                    "offline" if gateway.offline else "test mode" if gateway.test_mode else "live"
-                )
-                lines.append(f"gateway {name}: live ({kind})")
-            else:
-                lines.append(f"gateway {name}: needs settings: {'; '.join(self.unavailable[name])}"
-                             f" (ECSHOP_GATEWAY_{name.upper()}_<KEY>)")  # fmt: skip
+        for p in self.plugins:
+            if p.status == "failed":
+                lines.append(f"plugin {p.name}: failed to load: {p.error}")
+            elif p.status == NEEDS_SETTINGS:
+                lines.append(f"plugin {p.name}: {NEEDS_SETTINGS}: {'; '.join(p.problems)}")
+        return lines
+
+    def problems(self) -> list[str]:
+        """Every reason an enabled plugin or one of its gateways cannot run, one line
+        each (``ecshop plugins --strict``)."""
+        lines = [f"plugin {p.name}: failed to load: {p.error}"
+                 for p in self.plugins if p.status == "failed"]  # fmt: skip
+        lines += [f"plugin {p.name}: {problem}"
+                  for p in self.plugins if p.status == NEEDS_SETTINGS for problem in p.problems]  # fmt: skip
+        lines += [f"gateway {name}: {problem}"
+                  for name, why in sorted(self.unavailable.items()) for problem in why]  # fmt: skip
         return lines
 
     def report(self) -> str:
+        """The table ``ecshop plugins`` prints: each plugin and gateway with its status
+        and its settings (secrets masked)."""
         rows = [
-            f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<9} gateways / hooks / error"
+            f"{'plugin':<20} {'version':<10} {'source':<12} {'status':<14} gateways / hooks / error"
         ]
         for p in self.plugins:
             pages = [f"admin:{slug}" for slug in p.admin_pages]
-            detail = p.error or ", ".join(p.gateways + p.hooks + pages) or "-"
-            rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<9} {detail}")
+            detail = (
+                p.error or "; ".join(p.problems) or ", ".join(p.gateways + p.hooks + pages) or "-"
+            )
+            rows.append(f"{p.name:<20} {p.version:<10} {p.source:<12} {p.status:<14} {detail}")
+            rows.extend(f"    {describe(s, p.raw_settings, p.prefix)}" for s in p.settings)
         rows.append(f"gateways: {', '.join(sorted(self.gateways)) or '(none)'}")
-        rows.extend(self.gateway_lines())
+        for name in self._gateway_names():
+            rows.append(self._gateway_line(name))
+            rows.extend(_gateway_settings(self.found.get(name)))
         return "\n".join(rows)
 
 
@@ -282,6 +358,16 @@ def _accepts_one(callback: Callable[..., Any]) -> bool:
     except ValueError:  # builtins without a signature: trust them
         return True
     return True
+
+
+def _gateway_settings(gateway: Any) -> list[str]:
+    """The settings lines of one gateway (none for an object that declares none)."""
+    declared = getattr(type(gateway), "declared_settings", None)
+    if declared is None:
+        return []
+    raw = getattr(gateway, "raw_settings", {})
+    prefix = type(gateway).variable_prefix()
+    return [f"    {describe(s, raw, prefix)}" for s in declared()]
 
 
 def _folder_loader(path: Path) -> Callable[[], Any]:

@@ -5,7 +5,10 @@ One pass (``ecshop reconcile --once``, or the loop inside ``ecshop serve``):
 1. re-apply journaled events that were never applied (a worker died after the 2xx);
 2. ask the gateway about every order still ``pending_payment`` past the grace period,
    and apply its answer like a notification: paid → paid (or ``needs_attention``),
-   failed → cancelled; no payment and the hold expired → cancelled (expired);
+   failed → cancelled; no payment and the hold expired → cancelled (expired); a
+   gateway that cannot be asked keeps the order's stock held, and once it has not
+   answered for ``unreachable_after`` seconds past the hold's end the order is flagged
+   for the admin (and its stock released only where the owner accepts that risk);
 3. release engine holds no order owns (a checkout died between hold and commit), and
    sweep expired holds in the stock engine.
 
@@ -25,13 +28,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import GatewayError, ShopError
-from ecshop.orders import ACCEPTED, PENDING, OrderService
-from ecshop.payments.base import PaymentEvent
+from ecshop.orders import ACCEPTED, PENDING, OrderService, load, record_event
+from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
 from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.reconcile")
 LEASE = "reconciler"
+#: what ``fetch_status`` / ``expire_payment`` may answer; anything else is garbage
+KNOWN_STATUSES = frozenset(
+    {"succeeded", "failed", "pending", "expired", "refunded", "partially_refunded", "unknown"}
+)
+#: the flag on an order whose gateway could not be asked for too long (event data)
+UNREACHABLE = "gateway_unreachable"
 
 
 @dataclass
@@ -44,6 +53,8 @@ class ReconcileReport:
     errors: int = 0
     swept: int = 0
     orphans: int = 0
+    #: orders whose gateway has not answered for too long past their hold's end
+    unreachable: int = 0
 
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
@@ -75,6 +86,14 @@ def release_lease(store: Store, name: str, holder: str) -> None:
         tx.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
 
 
+def _checked(status: Any) -> PaymentStatus:
+    """A gateway's status answer, or GatewayError when it is not one the core knows."""
+    value = getattr(status, "status", None)
+    if value not in KNOWN_STATUSES:
+        raise GatewayError(f"the gateway answered an unknown status {value!r}")
+    return status  # type: ignore[no-any-return]
+
+
 class _Stopped(Exception):
     """``keep_going()`` said no between two batches: the pass ends here."""
 
@@ -101,13 +120,16 @@ def _paged(
 
 class Reconciler:
     def __init__(self, store: Store, stock: Any, orders: OrderService, payments: PaymentService,
-                 gateways: dict[str, Any], *, grace: float) -> None:  # fmt: skip
+                 gateways: dict[str, Any], *, grace: float, unreachable_after: float = 86400.0,
+                 release_unreachable: bool = False) -> None:  # fmt: skip
         self.store = store
         self.stock = stock
         self.orders = orders
         self.payments = payments
         self.gateways = gateways
         self.grace = grace
+        self.unreachable_after = unreachable_after
+        self.release_unreachable = release_unreachable
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run_once(
@@ -195,7 +217,8 @@ class Reconciler:
         A pending order's stock comes back only after its gateway has said it is not
         paid: where the gateway can, its payment session is expired first, so no
         capture can follow. A gateway that cannot be asked (not installed, not
-        configured, unreachable) keeps the order's stock held.
+        configured, unreachable, answering garbage) keeps the order's stock held; see
+        :meth:`_unreachable` for how long.
         """
         number = order["number"]
         expired = order["hold_expires_at"] is not None and float(order["hold_expires_at"]) < now
@@ -206,18 +229,79 @@ class Reconciler:
             return
         if gateway is None:
             if expired:
-                report.errors += 1
-                log.warning("order %s: its hold ended but gateway %s is not live, so it cannot "
-                            "be asked; the stock stays held", number, order["gateway"])  # fmt: skip
+                self._unreachable(order, now, f"gateway {order['gateway']} is not live", report)
             return
-        if self._apply_status(order, gateway.fetch_status(number), report) or not expired:
+        status = self._ask(order, gateway.fetch_status, expired, now, report)
+        if status is None or self._apply_status(order, status, report) or not expired:
             return
         if gateway.can_expire:
             # NOTE: expire first, then release: a buyer paying at this very moment
             # either made it (the answer is succeeded) or is refused by the gateway.
-            if self._apply_status(order, gateway.expire_payment(number), report):
+            status = self._ask(order, gateway.expire_payment, expired, now, report)
+            if status is None or self._apply_status(order, status, report):
                 return
         self._expire(number, "expired: the gateway has no payment", report)
+
+    def _ask(self, order: dict[str, Any], call: Callable[[str], Any], expired: bool, now: float,
+             report: ReconcileReport) -> PaymentStatus | None:  # fmt: skip
+        """The gateway's answer, or None when it cannot be asked (handled here)."""
+        try:
+            return _checked(call(order["number"]))
+        except GatewayError as exc:
+            reason = exc.message
+        except ShopError:
+            raise
+        except Exception as exc:  # a plugin's bug must not stop the pass
+            reason = f"{type(exc).__name__}: {exc}"
+        if expired:
+            self._unreachable(order, now, reason, report)
+        else:
+            report.errors += 1
+            log.warning("reconciling %s failed: %s", order["number"], reason)
+        return None
+
+    def _unreachable(
+        self, order: dict[str, Any], now: float, reason: str, report: ReconcileReport
+    ) -> None:
+        """An order whose hold ended and whose gateway cannot be asked.
+
+        Its buyer may have paid, so its stock stays held. Once the gateway has not
+        answered for ``unreachable_after`` seconds past the hold's end, the order is
+        flagged for the admin (once: an event row, a WARNING naming it, the
+        ``order_gateway_unreachable`` action) and counted in every pass's report while
+        it stays pending; only with ``release_unreachable`` (the owner accepts that a
+        late capture may find its units sold, to be refunded) is it expired and its
+        stock given back.
+        """
+        report.errors += 1
+        number, name = order["number"], order["gateway"]
+        if now < float(order["hold_expires_at"]) + self.unreachable_after:
+            log.warning("order %s: its hold ended but gateway %s cannot be asked (%s); the "
+                        "stock stays held", number, name, reason)  # fmt: skip
+            return
+        report.unreachable += 1
+        if self._flag(order, reason):
+            log.warning("order %s needs the admin: gateway %s has not answered for %.0f s after "
+                        "its hold ended (%s); %s", number, name, self.unreachable_after, reason,
+                        "its stock is released" if self.release_unreachable
+                        else "its stock stays held until the admin settles it")  # fmt: skip
+        if self.release_unreachable:
+            self._expire(number, f"expired: gateway {name} unreachable ({reason}); released as "
+                         "ECSHOP_GATEWAY_UNREACHABLE_RELEASE allows", report)  # fmt: skip
+
+    def _flag(self, order: dict[str, Any], reason: str) -> bool:
+        """Record the flag on the order once; False when it is already there."""
+        number = order["number"]
+        with self.store.tx() as tx:
+            if tx.one("SELECT id FROM order_events WHERE order_number = ? AND reason LIKE ?",
+                      (number, f"{UNREACHABLE}:%")):  # fmt: skip
+                return False
+            record_event(tx, number, PENDING, PENDING, actor="reconciler",
+                         reason=f"{UNREACHABLE}: {reason}",
+                         data={"attention": UNREACHABLE, "gateway": order["gateway"]})  # fmt: skip
+            full = load(tx, number)  # the whole row, as every order action gets it
+        self.orders.hooks.do_action("order_gateway_unreachable", full)
+        return True
 
     def _apply_status(self, order: dict[str, Any], status: Any, report: ReconcileReport) -> bool:
         """Apply a final status like a notification; False while it is not final."""

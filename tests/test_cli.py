@@ -111,3 +111,36 @@ def test_smoke_test_failure_does_not_show_a_password_in_its_url(tmp_path):
     assert run.returncode == 1
     assert "http://shop:***@127.0.0.1" in run.stdout + run.stderr
     assert "pw-s3cret" not in run.stdout + run.stderr
+
+
+def test_plugins_lists_settings_and_strict_fails_on_each_problem(tmp_path):
+    secret = "short-but-private"
+    env = {"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_GATEWAY_SANDBOX_SECRET": secret,
+           "ECSHOP_PLUGIN_SHIPPING_FEE_FEE": "abc"}  # fmt: skip
+    listed = ecshop("plugins", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert secret not in listed.stdout + listed.stderr
+    assert "    ECSHOP_GATEWAY_SANDBOX_SECRET  str  required  secret  set ***" in listed.stdout
+    assert "    ECSHOP_PLUGIN_SHIPPING_FEE_FEE  int  set 'abc'  default 500" in listed.stdout
+
+    strict = ecshop("plugins", "--strict", env=env, cwd=tmp_path)
+    assert strict.returncode == 1
+    assert strict.stdout == listed.stdout
+    assert secret not in strict.stderr
+    assert strict.stderr.splitlines() == [
+        "ecshop plugins: plugin shipping_fee: ECSHOP_PLUGIN_SHIPPING_FEE_FEE='abc': must be a "
+        "whole number",
+        "ecshop plugins: gateway bank_transfer: ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT is not set "
+        "(the account buyers transfer to)",
+        "ecshop plugins: gateway sandbox: ECSHOP_GATEWAY_SANDBOX_URL is not set (the sandbox "
+        "gateway's address)",
+        "ecshop plugins: gateway sandbox: ECSHOP_GATEWAY_SANDBOX_SECRET is shorter than 32 bytes",
+    ]
+
+
+def test_plugins_strict_passes_when_every_enabled_plugin_can_run(tmp_path):
+    env = {"ECSHOP_PLUGINS_DIR": str(tmp_path), "ECSHOP_PLUGINS_DISABLED": "sandbox",
+           "ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT": "Bank 1"}  # fmt: skip
+    done = ecshop("plugins", "--strict", env=env, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "gateways: bank_transfer, cod" in done.stdout

@@ -117,3 +117,37 @@ def test_the_repr_of_a_config_shows_no_secret():
     for secret in ("admin-", "key-", "gw-secret-value", "p@ss"):
         assert secret not in shown
     assert "mysql://shop:***@db/shop" in shown
+
+
+def test_plugin_settings_are_grouped_by_name_and_overlapping_names_end_with_two_underscores():
+    config = load_config({
+        "ECSHOP_PLUGIN_GIFT_WRAP_PRICE": "250", "ECSHOP_PLUGIN_GIFT__WRAP_PAPER": "floral",
+        "ECSHOP_PLUGINS_DIR": "elsewhere",
+    })  # fmt: skip
+    assert config.plugin_settings("gift_wrap") == {"price": "250"}
+    assert config.plugin_settings("gift")["wrap_paper"] == "floral"
+    assert config.plugins_dir == "elsewhere"
+
+
+def test_toml_tables_of_plugins_and_gateways_lose_to_the_environment(tmp_path):
+    path = tmp_path / "ecshop.toml"
+    path.write_text(
+        "[plugin.shipping_fee]\nfee = 700\nfree_over = 0\n"
+        '[gateway.bank]\ntransfer_account = "for bank"\n[gateway.bank_transfer]\naccount = "A"\n',
+        encoding="utf-8",
+    )
+    config = load_config({"ECSHOP_PLUGIN_SHIPPING_FEE_FEE": "800"}, toml_path=path)
+    assert config.plugin_settings("shipping_fee") == {"fee": "800", "free_over": "0"}
+    # a table belongs to its own name only, even where two names overlap
+    assert config.gateway_settings("bank_transfer") == {"account": "A"}
+    assert config.gateway_settings("bank") == {"transfer_account": "for bank"}
+
+
+def test_the_unreachable_gateway_settings_are_the_shops_own():
+    config = load_config({"ECSHOP_GATEWAY_UNREACHABLE_AFTER": "3600",
+                          "ECSHOP_GATEWAY_UNREACHABLE_RELEASE": "1"})  # fmt: skip
+    assert (config.gateway_unreachable_after, config.gateway_unreachable_release) == (3600, True)
+    assert config.gateway_settings("unreachable") == {}
+    assert load_config({}).gateway_unreachable_after == 86400
+    with pytest.raises(ConfigError, match="ECSHOP_GATEWAY_UNREACHABLE_AFTER"):
+        load_config({"ECSHOP_GATEWAY_UNREACHABLE_AFTER": "-1"})

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ecshop.payments.base import Gateway, PaymentOrder, PaymentStart
+from ecshop.money import format_money
+from ecshop.payments.base import Gateway, PaymentOrder, PaymentStart, Setting
 
 NAME = "offline_payments"
 VERSION = "1.0"
@@ -27,7 +28,8 @@ class CashOnDelivery(Gateway):
         self, order: PaymentOrder, *, notify_url: str, return_url: str
     ) -> PaymentStart:
         return PaymentStart(
-            offline=True, instructions=f"Pay {order.amount} {order.currency} on delivery."
+            offline=True,
+            instructions=f"Pay {format_money(order.amount, order.currency)} on delivery.",
         )
 
 
@@ -36,14 +38,17 @@ class BankTransfer(Gateway):
     title = "Bank transfer"
     offline = True
     pay_window = 3 * 86400
-    required_settings = ("account",)  # ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT
+    SETTINGS = (
+        Setting("account", required=True, help="the account buyers transfer to"),
+    )  # ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT
 
     def start_payment(
         self, order: PaymentOrder, *, notify_url: str, return_url: str
     ) -> PaymentStart:
         account = self.settings["account"]
         return PaymentStart(offline=True, instructions=(
-            f"Transfer {order.amount} {order.currency} to {account}, reference {order.number}."))  # fmt: skip
+            f"Transfer {format_money(order.amount, order.currency)} to {account}, "
+            f"reference {order.number}."))  # fmt: skip
 
 
 def register(host: Any) -> None:

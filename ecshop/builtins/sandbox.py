@@ -23,6 +23,7 @@ from ecshop.payments.base import (
     PaymentStart,
     PaymentStatus,
     RefundResult,
+    Setting,
 )
 from ecshop.sandbox.protocol import (
     SIGNATURE_HEADER,
@@ -36,20 +37,28 @@ class SandboxGateway(Gateway):
     name = "sandbox"
     title = "Sandbox (test payments)"
     # a test gateway: offered only once its URL and a real secret are configured
-    required_settings = ("url",)
-    secret_settings = ("secret",)
+    SETTINGS = (
+        Setting("url", "url", required=True, help="the sandbox gateway's address"),
+        Setting("secret", required=True, secret=True,
+                help="the HMAC secret shared with ecshop sandbox-gateway"),
+        Setting("merchant", default="ecshop", help="the merchant name on pay links"),
+        Setting("tolerance", int, default=300, minimum=1,
+                help="seconds a notification's timestamp may be off"),
+        Setting("expire_sessions", bool, default=True,
+                help="0: behave as a provider that cannot expire a payment session"),
+    )  # fmt: skip
     test_mode = True
     can_expire = True
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        self.url = self.settings.get("url", "").rstrip("/")
-        self.secret = self.settings.get("secret", "")
-        self.merchant = self.settings.get("merchant", "ecshop")
-        self.tolerance = int(self.settings.get("tolerance", "300"))
+        self.url = str(self.settings.get("url") or "").rstrip("/")
+        self.secret = str(self.settings.get("secret") or "")
+        self.merchant = str(self.settings["merchant"])
+        self.tolerance = int(self.settings["tolerance"])
         # expire_sessions=0: behave as a provider that cannot expire a payment session
         # (to try the shop's late-capture path against the sandbox)
-        self.can_expire = self.settings.get("expire_sessions", "1") != "0"
+        self.can_expire = bool(self.settings["expire_sessions"])
 
     def _api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         if not self.url or not self.secret:
@@ -103,7 +112,10 @@ class SandboxGateway(Gateway):
         return PaymentStatus(order_number, str(data.get("status", "unknown")), data.get("amount"),
                              data.get("currency"), data.get("payment_id"), int(data.get("refunded_amount") or 0))  # fmt: skip
 
-    def refund(self, order_number: str, amount: int) -> RefundResult:
+    def refund(
+        self, order_number: str, amount: int, *, currency: str | None = None,
+        order_total: int | None = None,
+    ) -> RefundResult:  # fmt: skip
         data = self._api("POST", "/v1/refunds", {"order": order_number, "amount": amount})
         return RefundResult(
             str(data.get("id", "")), order_number, amount, int(data.get("refunded_amount", amount))

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from ecshop.errors import GatewayError, NotFound
 from ecshop.orders import ACCEPTED, PENDING, OrderService, load
-from ecshop.payments.base import PaymentOrder
+from ecshop.payments.base import PaymentOrder, refund_through
 from ecshop.payments.notifications import PaymentService, event_from_status
 from ecshop.signing import RETURN_LINK_MARGIN, RETURN_PURPOSE, Signer
 
@@ -92,6 +92,7 @@ class PaymentFlow:
             ),
             notify_url=notify_url, return_url=return_url,
         )  # fmt: skip
+        test_mode = bool(getattr(gateway, "test_mode", False))
         if getattr(start, "offline", False):
             if order["status"] == PENDING:
                 self.orders.accept_offline(order["number"], actor=f"gateway:{order['gateway']}")
@@ -100,8 +101,9 @@ class PaymentFlow:
                 "instructions": getattr(start, "instructions", None),
                 "pay_by": _iso(order["hold_expires_at"]),
                 "status": ACCEPTED,
+                "test_mode": test_mode,
             }
-        payment: dict[str, Any] = {"redirect_url": start.redirect_url}
+        payment: dict[str, Any] = {"redirect_url": start.redirect_url, "test_mode": test_mode}
         if getattr(start, "form_fields", None):
             payment["form"] = {
                 "action": start.form_action or start.redirect_url,
@@ -129,7 +131,9 @@ class PaymentFlow:
         if getattr(gateway, "offline", False):  # paid back by hand: the shop names it
             refund_id = f"manual:{secrets.token_hex(8)}"
         else:
-            refund_id = str(gateway.refund(order["number"], amount).id)
+            result = refund_through(gateway, order["number"], amount, currency=order["currency"],
+                                    order_total=int(order["total"]))  # fmt: skip
+            refund_id = str(result.id)
         self.orders.record_refund(
             order["number"], amount, gateway=order["gateway"], refund_id=refund_id,
             origin="shop", actor=actor, reason=reason, settle=settle,

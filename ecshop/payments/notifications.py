@@ -17,7 +17,7 @@ from typing import Any
 
 from ecshop.errors import GatewayError, IllegalTransition, NotFound, SignatureError
 from ecshop.orders import NEEDS_ATTENTION, OrderService, load, may
-from ecshop.payments.base import PaymentEvent, PaymentStatus
+from ecshop.payments.base import PaymentEvent, PaymentStatus, refund_through
 from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.payments")
@@ -208,7 +208,8 @@ class PaymentService:
         if gw is None or getattr(gw, "offline", False) or amount <= 0:
             return NEEDS_ATTENTION
         try:
-            result = gw.refund(number, amount)
+            result = refund_through(gw, number, amount, currency=str(order["currency"]),
+                                    order_total=int(order["total"]))  # fmt: skip
         except GatewayError as exc:
             log.warning("order %s: paid with no stock left, and the refund failed: %s; "
                         "it needs the admin", number, exc.message)  # fmt: skip

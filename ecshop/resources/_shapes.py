@@ -45,10 +45,11 @@ PLACED: Schema = {
 }
 ORDER_DETAIL: Schema = {
     **ORDER,
-    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments"],
+    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments", "attention"],
     "properties": {
         **ORDER["properties"],
         "customer": {"type": "object"},
+        "attention": {"type": ["object", "null"]},
         "payment_id": STR_OR_NULL,
         "events": {"type": "array", "items": {"type": "object"}},
         "payments": {"type": "array", "items": {"type": "object"}},
@@ -67,5 +68,5 @@ REBUILT = shape(rebuilt=BOOL, drift={"type": "array"}, consistent=BOOL)
 MAINTENANCE = shape(on=BOOL, message=STR, retry_after=INT)
 HEALTH = shape(ok=BOOL, parts={"type": "object"})
 RECEIVED = shape(received=BOOL, event=STR, outcome=STR_OR_NULL)
-RETURNED = shape(number=STR, status=STR)
+RETURNED = shape(number=STR, status=STR, test_mode=BOOL)
 OPENAPI = shape(openapi=STR, info={"type": "object"}, paths={"type": "object"})

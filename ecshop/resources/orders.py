@@ -12,6 +12,7 @@ import falcon
 from ecshop.checkout import CART
 from ecshop.errors import BadRequest, IllegalTransition, NotFound
 from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, fees_of, lines_of, load
+from ecshop.reconcile import UNREACHABLE
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
 from ecshop.resources._http import send_json
 from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
@@ -162,7 +163,9 @@ class AdminOrderList:
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
-    @declare(params=(*PAGING, query("status", {"type": "string", "enum": list(STATUSES)})),
+    @declare(params=(*PAGING, query("status", {"type": "string", "enum": list(STATUSES)}),
+                     query("attention", {"type": "string", "enum": [UNREACHABLE]},
+                           description="only pending orders flagged for the admin")),
              answers=(ok(page_of(ORDER), "a page of orders"),))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """List orders by number, a page after the cursor."""
@@ -172,6 +175,10 @@ class AdminOrderList:
         if status:
             where.append("status = ?")
             params.append(status)
+        if req.context.params["attention"]:
+            where.append("status = ? AND number IN (SELECT order_number FROM order_events "
+                         "WHERE reason LIKE ?)")  # fmt: skip
+            params += [PENDING, f"{UNREACHABLE}:%"]
         if after:
             where.append("number > ?")
             params.append(after)
@@ -185,6 +192,19 @@ class AdminOrderList:
             numbers = numbers[:limit]
             items = [view_of(tx, load(tx, n)) for n in numbers]
         send_json(resp, {"items": items, "next_after": numbers[-1] if more else None})
+
+
+def attention(order: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """What the admin must look at on a pending order: the reconciler's flag of a
+    gateway that has not answered for too long (``ECSHOP_GATEWAY_UNREACHABLE_AFTER``)."""
+    if order["status"] != PENDING:
+        return None
+    for event in reversed(events):
+        data = event["data"]
+        if isinstance(data, dict) and data.get("attention"):
+            return {"code": data["attention"], "reason": event["reason"],
+                    "since": event["created_at"]}  # fmt: skip
+    return None
 
 
 class AdminOrderItem:
@@ -207,6 +227,7 @@ class AdminOrderItem:
                     "SELECT from_status, to_status, actor, reason, data_json, created_at FROM order_events "
                     "WHERE order_number = ? ORDER BY id", (number,))
             ]  # fmt: skip
+            view["attention"] = attention(order, view["events"])
             view["payments"] = [
                 {**p, "received_at": iso(p["received_at"]), "applied_at": iso(p["applied_at"])}
                 for p in tx.query(

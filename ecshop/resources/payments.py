@@ -9,6 +9,7 @@ from typing import Any
 import falcon
 
 from ecshop.errors import NotFound
+from ecshop.money import format_money
 from ecshop.orders import PENDING, fees_of, load
 from ecshop.resources._declare import Answer, declare, ok, path, query
 from ecshop.resources._http import read_body, send_json
@@ -46,11 +47,14 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 {refresh}</head>
 <body><main>
-<h1>Order <span id="order-number">{number}</span></h1>
+{banner}<h1>Order <span id="order-number">{number}</span></h1>
 <p id="order-status" data-status="{status}">{message}</p>
-{charges}<p id="order-total" data-amount="{total}">Total: {total} {currency}</p>
+{charges}<p id="order-total" data-amount="{amount}">Total: {total}</p>
 </main></body></html>
 """
+#: shown above the order when its gateway takes test payments
+TEST_BANNER = '<p id="test-mode" role="alert"><strong>TEST MODE — no real money</strong></p>\n'
+
 
 MESSAGES = {
     "paid": "Thank you: your payment was received.",
@@ -70,7 +74,8 @@ def charges_html(order: dict[str, Any], fees: list[dict[str, Any]]) -> str:
     if not rows:
         return ""
     items = "".join(
-        f'<li class="{kind}" data-amount="{amount}">{html.escape(name)}: {amount}</li>'
+        f'<li class="{kind}" data-amount="{amount}">{html.escape(name)}: '
+        f"{html.escape(format_money(amount, str(order['currency'])))}</li>"
         for kind, name, amount in rows
     )
     return f'<ul id="order-charges">{items}</ul>\n'
@@ -101,16 +106,18 @@ class Return:
             with self.shop.store.read() as tx:
                 order = load(tx, number)
         status = order["status"]
+        test_mode = bool(getattr(self.shop.plugins.found.get(order["gateway"]), "test_mode", False))
         if req.client_accepts_json and not req.client_accepts("text/html"):
-            send_json(resp, {"number": number, "status": status})
+            send_json(resp, {"number": number, "status": status, "test_mode": test_mode})
             return
         with self.shop.store.read() as tx:
             fees = fees_of(tx, number)
         resp.content_type = falcon.MEDIA_HTML
         resp.text = PAGE.format(
             number=html.escape(number), status=html.escape(status),
-            message=html.escape(MESSAGES.get(status, status)), total=int(order["total"]),
-            charges=charges_html(order, fees),
-            currency=html.escape(order["currency"]),
+            message=html.escape(MESSAGES.get(status, status)),
+            charges=charges_html(order, fees), amount=int(order["total"]),
+            total=html.escape(format_money(int(order["total"]), order["currency"])),
             refresh='<meta http-equiv="refresh" content="3">' if status == PENDING else "",
+            banner=TEST_BANNER if test_mode else "",
         )  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 import falcon
 
 from ecshop import catalog
+from ecshop.money import format_money
 from ecshop.resources._declare import Answer, declare
 from ecshop.resources.static import StaticFiles
 
@@ -37,7 +38,7 @@ PAGE = """<!doctype html>
 
 ITEM = (
     '<li data-sku="{sku}" data-price="{price}" data-available="{available}">'
-    '<span class="name">{name}</span><span>{price} {currency}</span>'
+    '<span class="name">{name}</span><span>{price_text}</span>'
     "<span>{available} left</span>"
     '<input id="qty-{sku}" class="qty" type="number" min="1" value="1" size="3">'
     '<button type="button" class="buy"{disabled}>Buy</button></li>'
@@ -47,7 +48,8 @@ ITEM = (
 def _item(row: dict[str, Any], available: int) -> str:
     return ITEM.format(
         sku=html.escape(row["sku"]), name=html.escape(row["name"]), price=int(row["price"]),
-        currency=html.escape(row["currency"]), available=available,
+        price_text=html.escape(format_money(int(row["price"]), row["currency"])),
+        available=available,
         disabled="" if available > 0 else " disabled",
     )  # fmt: skip
 

@@ -23,6 +23,7 @@ import falcon
 
 from ecshop.errors import BadRequest, PayloadTooLarge, ShopError, Unauthorized
 from ecshop.errors import ValidationError as Invalid
+from ecshop.money import format_money
 from ecshop.sandbox.delivery import Deliverer, FaultDice
 from ecshop.sandbox.protocol import PAY_FIELDS, verify_query
 from ecshop.sandbox.schema import CAPTURED, EXPIRED, STATUSES, SessionExpired
@@ -189,8 +190,7 @@ class PayResource:
         return self.page.substitute(
             order=esc(link["order"]),
             merchant=esc(link["merchant"]),
-            amount=f"{link['amount']:,}",
-            currency=esc(link["currency"]),
+            amount=esc(format_money(link["amount"], link["currency"])),
             status=esc(payment["status"]),
             notice=notice,
             action=esc(req.path),

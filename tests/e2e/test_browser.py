@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ecshop.money import format_money
 from tests.conftest import _unavailable
 from tests.e2e.test_checkout_flow import wait_for
 
@@ -120,8 +121,9 @@ def _check_pay_page(browser: WebDriver, order: dict[str, Any], tmp_path: Path) -
     assert browser.title == f"Sandbox payment · {order['number']}"
     details = _pay_page_details(browser)
     assert details["Order"] == order["number"]
-    assert details["Amount"] == f"{order['total']:,} {order['currency']}"
+    assert details["Amount"] == format_money(order["total"], order["currency"])
     assert details["Status"] == "pending"
+    assert browser.find_element(By.ID, "test-mode").text == "TEST MODE — no real money"
     assert _button(browser, "pay").text == "Pay" and _button(browser, "pay").is_enabled()
     assert _button(browser, "decline").text == "Decline"
     browser.save_screenshot(str(tmp_path / "pay-page.png"))
@@ -138,8 +140,9 @@ def _press(browser: WebDriver, stack: Stack, action: str, wanted: str) -> None:
 
 def _check_return_page(browser: WebDriver, order: dict[str, Any], message: str) -> None:
     assert browser.find_element(By.ID, "order-number").text == order["number"]
+    assert browser.find_element(By.ID, "test-mode").text == "TEST MODE — no real money"
     assert browser.find_element(By.ID, "order-status").text == message
-    assert f"Total: {order['total']} {order['currency']}" in browser.page_source
+    assert f"Total: {format_money(order['total'], order['currency'])}" in browser.page_source
 
 
 # -- tests -----------------------------------------------------------------------------
@@ -149,7 +152,7 @@ def test_buy_on_storefront_pay_on_hosted_page_lands_paid(make_stack, browser, tm
     stack.add_product("GONE", 800, 0, name="Sold-out mug")
     browser.get(f"{stack.shop.url}/")
     tea = _product_row(browser, "TEA")
-    assert "Green tea" in tea.text and "1200 JPY" in tea.text and "5 left" in tea.text
+    assert "Green tea" in tea.text and "1,200 JPY" in tea.text and "5 left" in tea.text
     assert tea.find_element(By.TAG_NAME, "button").is_enabled()
     gone = _product_row(browser, "GONE")
     assert "0 left" in gone.text and not gone.find_element(By.TAG_NAME, "button").is_enabled()

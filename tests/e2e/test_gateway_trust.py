@@ -46,7 +46,8 @@ def test_a_gateway_with_a_short_or_empty_secret_is_not_live(make_stack, secret):
                             "amount": 1000, "currency": "JPY"}, secret=secret or "x")  # fmt: skip
     assert forged.status_code == 404
     listed = stack.cli("plugins", env={"ECSHOP_GATEWAY_SANDBOX_SECRET": secret})
-    assert "gateway sandbox: needs settings: secret" in listed.stdout, listed.stdout
+    assert "gateway sandbox: needs settings: ECSHOP_GATEWAY_SANDBOX_SECRET" in listed.stdout
+    assert secret not in listed.stdout.replace("ECSHOP_GATEWAY_SANDBOX_SECRET", "") or not secret
     assert stack.levels()["TEA"]["available"] == 5
 
 
@@ -57,6 +58,7 @@ def test_serve_names_every_gateway_at_start_up(tmp_path):
         "ECSHOP_GATEWAY_SANDBOX_URL": "http://127.0.0.1:9", "ECSHOP_GATEWAY_SANDBOX_SECRET": "",
         "ECSHOP_GATEWAY_BANK_TRANSFER_ACCOUNT": "Example Bank 123", "ECSHOP_RECONCILE_INTERVAL": "0",
         "ECSHOP_ADMIN_TOKEN": "t" * 32, "ECSHOP_SECRET_KEY": "k" * 32,
+        "ECSHOP_PLUGIN_SHIPPING_FEE_FREE_OVER": "lots",
     })  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecshop.cli", "serve", "--bind", f"127.0.0.1:{port}"],
@@ -73,8 +75,10 @@ def test_serve_names_every_gateway_at_start_up(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     said = "".join(lines)
-    assert "gateway sandbox: needs settings: secret (not set)" in said, said
+    assert "gateway sandbox: needs settings: ECSHOP_GATEWAY_SANDBOX_SECRET is not set" in said, said
     assert "gateway bank_transfer: live (offline)" in said
+    assert ("ecshop serve: plugin shipping_fee: needs settings: "
+            "ECSHOP_PLUGIN_SHIPPING_FEE_FREE_OVER='lots': must be a whole number") in said  # fmt: skip
     assert "gateway cod: live (offline)" in said
 
 

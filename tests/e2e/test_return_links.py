@@ -44,7 +44,7 @@ def test_the_gateway_never_sees_the_access_token_and_the_return_link_works(make_
     assert back.status_code == 200, back.text
     assert 'data-status="paid"' in back.text and order["number"] in back.text
     as_json = stack.http.get(return_url, headers={"Accept": "application/json"}, timeout=30)
-    assert as_json.json() == {"number": order["number"], "status": "paid"}
+    assert as_json.json() == {"number": order["number"], "status": "paid", "test_mode": True}
 
     # Nothing the gateway keeps (its state file, its log) holds the access token.
     gateway_files = [p for p in tmp_path.iterdir() if p.name.startswith("sandbox-gateway")]

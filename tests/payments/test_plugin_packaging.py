@@ -32,9 +32,12 @@ from ecshop.testing.gateway import GatewayConformance, GatewayHarness, sandbox_h
 class TestFolderPlugin(GatewayConformance):
     @pytest.fixture
     def harness(self, tmp_path: Path) -> Iterator[GatewayHarness]:
+        name = os.environ["KIT_GATEWAY"]
         config = load_config({"ECSHOP_PLUGINS_DIR": os.environ["KIT_PLUGINS_DIR"],
-                              "ECSHOP_PLUGINS_STRICT": "1"})
-        gateway = load_plugins(config).gateways[os.environ["KIT_GATEWAY"]]
+                              "ECSHOP_PLUGINS_STRICT": "1",
+                              f"ECSHOP_GATEWAY_{name.upper()}_URL": "http://127.0.0.1:9",
+                              f"ECSHOP_GATEWAY_{name.upper()}_SECRET": "s" * 32})
+        gateway = load_plugins(config).gateways[name]
         yield from sandbox_harness(tmp_path, gateway_class=type(gateway))
 """
 
@@ -44,9 +47,9 @@ def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[s
                           timeout=600)  # fmt: skip
 
 
-def plugins_listing(cwd: Path, plugins_dir: Path) -> list[list[str]]:
+def plugins_listing(cwd: Path, plugins_dir: Path, **env: str) -> list[list[str]]:
     done = run([sys.executable, "-m", "ecshop.cli", "plugins"], cwd,
-               ECSHOP_PLUGINS_DIR=str(plugins_dir))  # fmt: skip
+               ECSHOP_PLUGINS_DIR=str(plugins_dir), **env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return [line.split(None, 4) for line in done.stdout.splitlines()]
 
@@ -82,7 +85,13 @@ def test_pip_installed_gateway_is_listed_and_passes_the_kit(
     empty.mkdir()
     rows = plugins_listing(tmp_path, empty)
     assert ["acmepay", "0.3.1", "entry_point", "enabled", "acmepay, order_paid"] in rows
+    assert ["gateway", "acmepay:", "needs", "settings:", "ECSHOP_GATEWAY_ACMEPAY_URL is not set "
+            "(AcmePay's API address); ECSHOP_GATEWAY_ACMEPAY_SECRET is not set (a secret of at "
+            "least 32 bytes)"] in rows  # fmt: skip
+    rows = plugins_listing(tmp_path, empty, ECSHOP_GATEWAY_ACMEPAY_URL="http://127.0.0.1:9",
+                           ECSHOP_GATEWAY_ACMEPAY_SECRET="s" * 32)  # fmt: skip
     assert any(row[:1] == ["gateways:"] and "acmepay" in row[1] for row in rows)
+    assert ["gateway", "acmepay:", "live", "(test", "mode)"] in rows
 
     # The package's own tests, run from outside the repository against the installed copy.
     tests = tmp_path / "acmepay-tests"

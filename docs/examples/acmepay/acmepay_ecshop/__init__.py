@@ -3,7 +3,8 @@
 AcmePay speaks the sandbox gateway's protocol (``ecshop sandbox-gateway``), so this
 plugin can be run and tested end to end on any machine; for a real provider, change
 the URLs, the link signature and the notification check to what its documentation
-says. Settings: ``ECSHOP_GATEWAY_ACMEPAY_URL`` and ``ECSHOP_GATEWAY_ACMEPAY_SECRET``.
+says. Settings: ``ECSHOP_GATEWAY_ACMEPAY_URL``, ``ECSHOP_GATEWAY_ACMEPAY_SECRET`` and
+``ECSHOP_GATEWAY_ACMEPAY_TEST_MODE`` (``ecshop plugins`` lists them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ecshop.payments.base import (
     PaymentStart,
     PaymentStatus,
     RefundResult,
+    Setting,
 )
 from ecshop.sandbox.protocol import sign_query, verify_body
 
@@ -37,11 +39,18 @@ log = logging.getLogger("acmepay")
 class AcmePayGateway(Gateway):
     name = "acmepay"
     title = "AcmePay"
+    # Checked and converted at load: without a URL and a real secret AcmePay is not
+    # offered, and `ecshop plugins` says which variable to set.
+    SETTINGS = (
+        Setting("url", "url", required=True, help="AcmePay's API address"),
+        Setting("secret", required=True, secret=True, help="the secret AcmePay shares with you"),
+        Setting("test_mode", bool, default=True, help="payments go to AcmePay's test account"),
+    )
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        self.base = self.settings.get("url", "").rstrip("/")
-        self.secret = self.settings.get("secret", "")
+        self.base = str(self.settings.get("url") or "").rstrip("/")
+        self.secret = str(self.settings.get("secret") or "")
 
     # The customer goes to the provider with a signed link.
     def start_payment(
@@ -89,7 +98,15 @@ class AcmePayGateway(Gateway):
             refunded_amount=int(data.get("refunded_amount") or 0),
         )
 
-    def refund(self, order_number: str, amount: int) -> RefundResult:
+    # The shop passes the order's currency and total; AcmePay only needs the amount.
+    def refund(
+        self,
+        order_number: str,
+        amount: int,
+        *,
+        currency: str | None = None,
+        order_total: int | None = None,
+    ) -> RefundResult:
         data = self._call("POST", "/v1/refunds", {"order": order_number, "amount": amount})
         return RefundResult(
             id=str(data["id"]),
