@@ -15,7 +15,8 @@ What the outcomes mean to a provider:
   alert fires, and nothing was recorded.
 - ``failed``: the shop could not record it (database busy, a bug). A server error
   (5xx): the provider must retry; the retry carries the same event id and is taken
-  once.
+  once. (When the event was journaled but applying it failed, the retry is a
+  ``duplicate`` and the reconciler applies the journaled event.)
 
 The shop never sends a 2xx for a notification it did not journal: a gateway reply
 that says success to a ``refused`` or ``failed`` outcome is replaced by the default one.
@@ -81,12 +82,15 @@ class NotificationRequest:
         """The media type of the body, lower case, without parameters (``""`` if none)."""
         return (self.header("content-type") or "").split(";")[0].strip().lower()
 
-    def form(self) -> dict[str, str]:
-        """The body as ``application/x-www-form-urlencoded`` fields (UTF-8).
+    def form(self, encoding: str = "utf-8") -> dict[str, str]:
+        """The body as ``application/x-www-form-urlencoded`` fields.
+
+        Args:
+            encoding: how the provider encodes text (``"shift_jis"`` for some).
 
         Raises:
             SignatureError: the body is not such a form: another content type, not
-                UTF-8, a malformed pair, or a field given twice (ambiguous: which one
+                in ``encoding``, a malformed pair, or a field given twice (ambiguous: which one
                 was signed?).
         """
         if self.content_type != FORM:
@@ -94,9 +98,9 @@ class NotificationRequest:
                 f"expected a {FORM} body, got {self.content_type or 'no Content-Type'}"
             )
         try:
-            pairs = parse_qsl(self.body.decode("utf-8"), keep_blank_values=True,
-                              strict_parsing=bool(self.body), errors="strict")  # fmt: skip
-        except (UnicodeDecodeError, ValueError) as exc:
+            pairs = parse_qsl(self.body.decode(encoding), keep_blank_values=True,
+                              strict_parsing=bool(self.body), encoding=encoding, errors="strict")  # fmt: skip
+        except (UnicodeDecodeError, ValueError, LookupError) as exc:
             raise SignatureError(f"malformed form body: {str(exc)[:200]}") from exc
         fields: dict[str, str] = {}
         for name, value in pairs:

@@ -39,6 +39,10 @@ def test_form_reads_a_urlencoded_body():
     request = NotificationRequest(headers=FORM, body=b"a=1&b=x+y&c=%E3%81%82&d=")
     assert request.content_type == "application/x-www-form-urlencoded"
     assert request.form() == {"a": "1", "b": "x y", "c": "\u3042", "d": ""}
+    sjis = NotificationRequest(headers=FORM, body=b"name=%82%A0&raw=\x82\xa0")
+    assert sjis.form("shift_jis") == {"name": "\u3042", "raw": "\u3042"}
+    with pytest.raises(SignatureError, match="malformed form body"):
+        sjis.form()  # not UTF-8
 
 
 @pytest.mark.parametrize(
