@@ -18,19 +18,6 @@ from ecshop.payments.callback import (
     json_reply,
 )
 
-__all__ = [
-    "MIN_SECRET_BYTES",
-    "Gateway",
-    "NotificationOutcome",
-    "NotificationReply",
-    "NotificationRequest",
-    "PaymentEvent",
-    "PaymentOrder",
-    "PaymentStart",
-    "PaymentStatus",
-    "RefundResult",
-]
-
 #: the shortest shared secret a gateway may run with
 MIN_SECRET_BYTES = 32
 
