@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ecshop.errors import BadRequest, GatewayError
+from ecshop.payments.callback import (
+    NotificationOutcome,
+    NotificationReply,
+    NotificationRequest,
+    json_reply,
+)
 from ecshop.settings import MIN_SECRET_BYTES, Setting, resolve
 
 __all__ = ["MIN_SECRET_BYTES", "Gateway", "PaymentEvent", "PaymentOrder", "PaymentStart",
@@ -157,8 +163,36 @@ class Gateway:
         raise NotImplementedError
 
     def parse_notification(self, headers: Mapping[str, str], body: bytes) -> PaymentEvent:
-        """Verify and parse a notification; raise ``SignatureError`` on anything wrong."""
+        """Verify and parse a notification; raise ``SignatureError`` on anything wrong.
+
+        A gateway that needs more than the headers and the body (the query string, the
+        content type) implements :meth:`parse_request` instead; then this one calls it.
+        """
+        if type(self).parse_request is not Gateway.parse_request:
+            return self.parse_request(NotificationRequest(headers, body))
         raise BadRequest(f"gateway {self.name} takes no notifications", gateway=self.name)
+
+    def parse_request(self, request: NotificationRequest) -> PaymentEvent:
+        """Verify and parse a notification from everything the provider sent: the raw
+        body, the headers, the query string. The shop calls this one; by default it
+        passes the headers and the body to :meth:`parse_notification`.
+
+        Raises:
+            SignatureError: the signature, its timestamp or the content is wrong (400).
+        """
+        return self.parse_notification(request.headers, request.body)
+
+    def notification_reply(self, outcome: NotificationOutcome) -> NotificationReply:
+        """The answer the provider expects to a notification, once the shop has
+        journaled it (``outcome.journaled``: received now or a duplicate), refused it
+        (``refused``: a 4xx) or failed to record it (``failed``: a 5xx, so it retries).
+
+        The default is JSON: ``{"received": true, "event", "outcome"}`` with 200, or
+        the shop's error object with the outcome's status. A provider that wants a
+        literal ``OK`` returns ``NotificationReply.text("OK")`` for a journaled outcome.
+        The shop never sends a 2xx for an outcome that is not journaled.
+        """
+        return json_reply(outcome)
 
     def fetch_status(self, order_number: str) -> PaymentStatus:
         """What the provider knows of the order's payment (the reconciler and the return

@@ -64,7 +64,8 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: Schema | None = None
     body_required: bool = True
-    raw_body: str | None = None  # media type of a body the responder reads itself
+    # media type(s) of a body the responder reads itself
+    raw_body: str | tuple[str, ...] | None = None
     answers: tuple[Answer, ...] = ()
 
     def param(self, name: str) -> Param | None:
@@ -137,7 +138,7 @@ def declare(
     params: tuple[Param, ...] = (),
     body: Schema | None = None,
     body_required: bool = True,
-    raw_body: str | None = None,
+    raw_body: str | tuple[str, ...] | None = None,
     answers: tuple[Answer, ...] = (),
 ) -> Callable[[Responder], Responder]:
     """Declare a responder's parameters, body and answers; requests are checked

@@ -83,8 +83,10 @@ def _request_body(op: Operation) -> dict[str, Any] | None:
         return {"required": op.body_required,
                 "content": {"application/json": {"schema": op.body}}}  # fmt: skip
     if op.raw_body is not None:
-        kind = "string" if op.raw_body.startswith("text/") else "object"
-        return {"required": False, "content": {op.raw_body: {"schema": {"type": kind}}}}
+        media = (op.raw_body,) if isinstance(op.raw_body, str) else op.raw_body
+        return {"required": False, "content": {
+            m: {"schema": {"type": "string" if m.startswith("text/") else "object"}} for m in media
+        }}  # fmt: skip
     return None
 
 

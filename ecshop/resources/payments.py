@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import html
 from typing import Any
+from urllib.parse import parse_qsl
 
 import falcon
 
-from ecshop.errors import NotFound
+from ecshop.errors import NotFound, ShopError
 from ecshop.money import format_money
 from ecshop.orders import PENDING, fees_of, load
+from ecshop.payments import callback
+from ecshop.payments.callback import FORM, NotificationOutcome, NotificationRequest
 from ecshop.resources._declare import Answer, declare, ok, path, query
 from ecshop.resources._http import read_body, send_json
 from ecshop.resources._shapes import RECEIVED, RETURNED
+from ecshop.resources.context import request_id
 from ecshop.resources.orders import ORDER_NUMBER, ORDER_TOKEN, authorized_order
 
 GATEWAY_PATH = (path("gateway", {"type": "string", "minLength": 1, "maxLength": 64}),)
@@ -22,24 +26,44 @@ RETURN_ANSWERS = (Answer(200, "the order's state", {"type": "string"}, "text/htm
                   ok(RETURNED, "the order's state, to a client that asks for JSON"))  # fmt: skip
 
 
+NOTIFY_MEDIA = ("application/json", FORM)
+NOTIFY_ANSWERS = (
+    ok(RECEIVED, "journaled (and applied): the default JSON reply"),
+    Answer(200, "journaled: the reply the gateway's provider expects, such as the literal OK",
+           {"type": "string"}, "text/plain"),
+    Answer(400, "refused (signature, timestamp, amount…): the provider's retry or alert fires"),
+    Answer(503, "not recorded (database busy): the provider retries"),
+)  # fmt: skip
+
+
 class Notify:
     """``POST /payments/{gateway}/notify``."""
 
     def __init__(self, shop: Any) -> None:
         self.shop = shop
 
-    @declare(params=GATEWAY_PATH, raw_body="application/json",
-             answers=(ok(RECEIVED, "journaled (and applied)"),))  # fmt: skip
+    @declare(params=GATEWAY_PATH, raw_body=NOTIFY_MEDIA, answers=NOTIFY_ANSWERS)
     def on_post(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
-        """A gateway notification: verified, journaled once, then applied (2xx after the journal commit)."""
+        """A gateway notification: verified, journaled once, then applied; the gateway
+        words the reply (a 2xx only after the journal commit)."""
         gw = self.shop.gateways.get(gateway)
         if gw is None:
             raise NotFound(f"no payment gateway {gateway!r}", gateway=gateway)
-        body = read_body(req, self.shop.config.max_body)
-        headers = {k.lower(): v for k, v in req.headers.items()}
-        event = gw.parse_notification(headers, body)
-        outcome = self.shop.payments.receive(gateway, event)
-        send_json(resp, {"received": True, "event": str(event.id), "outcome": outcome})
+        try:
+            body = read_body(req, self.shop.config.max_body)
+        except ShopError as exc:
+            outcome = NotificationOutcome.from_error(exc, request_id=request_id(req))
+        else:
+            outcome = callback.receive(self.shop.payments, gateway, gw, NotificationRequest(
+                headers=dict(req.headers.items()), body=body, method=req.method,
+                query_pairs=tuple(parse_qsl(req.query_string, keep_blank_values=True)),
+                request_id=request_id(req)))  # fmt: skip
+        answer = callback.reply(gateway, gw, outcome)
+        resp.status = answer.status
+        resp.content_type = answer.content_type
+        for name, value in answer.headers.items():
+            resp.set_header(name, value)
+        resp.data = answer.data
 
 
 PAGE = """<!doctype html>

@@ -1,6 +1,8 @@
 """A gateway plugin as a shop owner installs it: pip with an entry point, or a file
 dropped into the plugins folder; either way it is listed by ``ecshop plugins`` and its
-own tests pass the conformance kit. The example package is ``docs/examples/acmepay``.
+own tests pass the conformance kit. The example packages are ``docs/examples/acmepay``
+(the sandbox protocol) and ``docs/examples/formpay`` (form callbacks signed in a body
+field, answered with a literal ``OK``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ import pytest
 
 from ecshop.config import child_environ
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "acmepay"
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+EXAMPLE = EXAMPLES / "acmepay"
+FORMPAY = EXAMPLES / "formpay"
+KIT_TESTS = 14  # checks in ecshop.testing.gateway.GatewayConformance
 FOLDER_KIT = """
 import os
 from collections.abc import Iterator
@@ -59,11 +64,10 @@ def run_kit(tests: Path, cwd: Path, **env: str) -> subprocess.CompletedProcess[s
                 str(cwd), str(tests)], cwd, **env)  # fmt: skip
 
 
-@pytest.fixture
-def installed_example(tmp_path: Path):
-    source = tmp_path / "acmepay"
+def pip_installed(example: Path, tmp_path: Path, distribution: str):
+    source = tmp_path / example.name
     shutil.copytree(
-        EXAMPLE, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
+        example, source, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build")
     )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     done = run(
@@ -74,8 +78,18 @@ def installed_example(tmp_path: Path):
     try:
         yield source
     finally:
-        run([*pip, "uninstall", "--yes", "acmepay-ecshop"], tmp_path)
+        run([*pip, "uninstall", "--yes", distribution], tmp_path)
         importlib.invalidate_caches()
+
+
+@pytest.fixture
+def installed_example(tmp_path: Path):
+    yield from pip_installed(EXAMPLE, tmp_path, "acmepay-ecshop")
+
+
+@pytest.fixture
+def installed_formpay(tmp_path: Path):
+    yield from pip_installed(FORMPAY, tmp_path, "formpay-ecshop")
 
 
 def test_pip_installed_gateway_is_listed_and_passes_the_kit(
@@ -99,7 +113,7 @@ def test_pip_installed_gateway_is_listed_and_passes_the_kit(
     shutil.rmtree(installed_example)
     done = run_kit(tests, tmp_path)
     assert done.returncode == 0, done.stdout[-5000:]
-    assert "11 passed" in done.stdout, done.stdout[-2000:]
+    assert f"{KIT_TESTS} passed" in done.stdout, done.stdout[-2000:]
 
 
 def test_uninstalled_gateway_is_gone(tmp_path: Path):
@@ -131,14 +145,14 @@ def test_folder_gateway_is_listed_and_passes_the_kit(folder: Path, tmp_path: Pat
     done = run_kit(tmp_path / "test_folder_kit.py", tmp_path, KIT_PLUGINS_DIR=str(folder),
                    KIT_GATEWAY="acmepay")  # fmt: skip
     assert done.returncode == 0, done.stdout[-5000:]
-    assert "11 passed" in done.stdout, done.stdout[-2000:]
+    assert f"{KIT_TESTS} passed" in done.stdout, done.stdout[-2000:]
 
 
 def test_kit_fails_a_gateway_that_accepts_stale_notifications(folder: Path, tmp_path: Path):
     done = run_kit(tmp_path / "test_folder_kit.py", tmp_path, KIT_PLUGINS_DIR=str(folder),
                    KIT_GATEWAY="laxpay")  # fmt: skip
     assert done.returncode == 1, done.stdout[-5000:]
-    assert "1 failed, 10 passed" in done.stdout, done.stdout[-3000:]
+    assert f"1 failed, {KIT_TESTS - 1} passed" in done.stdout, done.stdout[-3000:]
     assert (
         "FAILED test_folder_kit.py::TestFolderPlugin::test_stale_timestamp_is_refused"
         in done.stdout
@@ -159,3 +173,86 @@ def test_the_built_in_gateways_come_with_the_package_from_any_folder(tmp_path):
     assert "gateways: bank_transfer, cod, sandbox" in done.stdout, done.stdout
     for plugin in ("sandbox", "offline_payments", "shipping_fee"):
         assert f"{plugin} " in done.stdout and "entry_point" in done.stdout
+
+
+FORMPAY_FOLDER_KIT = """
+import os
+from collections.abc import Iterator
+
+import fake_formpay
+import pytest
+
+from ecshop.config import load_config
+from ecshop.plugins import load_plugins
+from ecshop.testing.gateway import GatewayConformance, GatewayHarness
+
+
+class TestFolderFormPay(GatewayConformance):
+    @pytest.fixture
+    def harness(self) -> Iterator[GatewayHarness]:
+        # settings that make the folder's gateway live; the harness points a fresh
+        # instance of the same class at its own fake provider
+        config = load_config({"ECSHOP_PLUGINS_DIR": os.environ["KIT_PLUGINS_DIR"],
+                              "ECSHOP_PLUGINS_STRICT": "1",
+                              "ECSHOP_GATEWAY_FORMPAY_URL": "http://127.0.0.1:9",
+                              "ECSHOP_GATEWAY_FORMPAY_SHOP_ID": "kit",
+                              "ECSHOP_GATEWAY_FORMPAY_SECRET": "s" * 32})
+        gateway = load_plugins(config).gateways["formpay"]
+        assert type(gateway).__module__ == "ecshop_plugin_formpay", type(gateway).__module__
+        yield from fake_formpay.harness(type(gateway))
+"""
+
+
+def test_pip_installed_formpay_is_listed_and_passes_the_kit(
+    installed_formpay: Path, tmp_path: Path
+):
+    empty = tmp_path / "no-plugins"
+    empty.mkdir()
+    rows = plugins_listing(tmp_path, empty)
+    assert ["formpay", "0.1.0", "entry_point", "enabled", "formpay"] in rows, rows
+
+    tests = tmp_path / "formpay-tests"
+    shutil.copytree(installed_formpay / "tests", tests)
+    shutil.rmtree(installed_formpay)
+    done = run_kit(tests, tmp_path)
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert f"{KIT_TESTS} passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_formpay_dropped_into_a_plugins_folder_passes_the_kit(tmp_path: Path):
+    plugins = tmp_path / "plugins"
+    shutil.copytree(FORMPAY / "formpay_ecshop", plugins / "formpay",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    rows = plugins_listing(tmp_path, plugins)
+    assert ["formpay", "0.1.0", "folder", "enabled", "formpay"] in rows, rows
+
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    shutil.copy(FORMPAY / "tests" / "fake_formpay.py", kit)
+    (kit / "test_folder_formpay.py").write_text(FORMPAY_FOLDER_KIT)
+    done = run_kit(kit, tmp_path, KIT_PLUGINS_DIR=str(plugins))
+    assert done.returncode == 0, done.stdout[-5000:]
+    assert f"{KIT_TESTS} passed" in done.stdout, done.stdout[-2000:]
+
+
+def test_kit_fails_a_form_gateway_that_trusts_an_unsigned_callback(tmp_path: Path):
+    """The kit finds a signature in a body field: a copy of FormPay that skips the check
+    when ``sig`` is missing fails on exactly that."""
+    plugins = tmp_path / "plugins"
+    (plugins / "formpay").mkdir(parents=True)
+    source = (FORMPAY / "formpay_ecshop" / "__init__.py").read_text()
+    careless = source.replace("if not given or not hmac", "if given and not hmac")
+    assert careless != source
+    (plugins / "formpay" / "__init__.py").write_text(careless)
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    shutil.copy(FORMPAY / "tests" / "fake_formpay.py", kit)
+    (kit / "test_folder_formpay.py").write_text(FORMPAY_FOLDER_KIT)
+    done = run_kit(kit, tmp_path, KIT_PLUGINS_DIR=str(plugins))
+    assert done.returncode == 1, done.stdout[-5000:]
+    assert f"1 failed, {KIT_TESTS - 1} passed" in done.stdout, done.stdout[-3000:]
+    assert "test_tampered_or_missing_signature_is_refused" in done.stdout
+    assert (
+        "the genuine notification without its signature: expected SignatureError, got an accepted event"
+        in done.stdout
+    )
