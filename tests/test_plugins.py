@@ -157,7 +157,7 @@ def test_the_shipping_fee_is_a_setting():
         return host.hooks.apply_filters("cart_totals", TOTALS, {})
 
     assert totals()["shipping"] == 500
-    assert totals(ECSHOP_PLUGIN_SHIPPING_FEE_FEE="700")["total"] == 1700
+    assert totals(ECSHOP_PLUGIN_SHIPPING_FEE_FEE="700")["shipping"] == 700
     assert totals(ECSHOP_PLUGIN_SHIPPING_FEE_FREE_OVER="1000")["shipping"] == 0
     assert totals(ECSHOP_PLUGIN_SHIPPING_FEE_FREE_OVER="1001")["shipping"] == 500
     bad = load_plugins(load_config({"ECSHOP_PLUGINS_ENABLED": "shipping_fee",
