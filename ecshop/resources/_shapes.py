@@ -25,10 +25,17 @@ PRODUCT = shape(
     currency=STR,
     active=BOOL,
     max_per_order={"type": ["integer", "null"]},
+    tax_class=STR,
 )
 PRODUCT_VIEW: Schema = {**PRODUCT, "properties": {**PRODUCT["properties"], "available": INT}}
 
-LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT)
+LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT, tax_class=STR)
+#: The consumption tax an order's tax-inclusive prices contain, per rate: ``amount``
+#: (tax included) was taxed at ``rate`` percent and contains ``tax`` (ecshop.tax).
+TAX = shape(tax_class=STR, rate=INT, amount=INT, tax=INT)
+#: The buyer's delivery choice, or null.
+DELIVERY: Schema = {"type": ["object", "null"],
+                    "properties": {"date": STR, "slot": STR}}  # fmt: skip
 #: A fee line a plugin added (``amount`` < 0 is a discount); total = subtotal +
 #: shipping + the fee lines' amounts.
 FEE = shape(name=STR, amount=INT, taxable=BOOL)
@@ -36,7 +43,8 @@ ORDER = shape(
     number=STR, status={"type": "string", "enum": list(STATUSES)}, gateway=STR, currency=STR,
     subtotal=INT, shipping=INT, total=INT, paid_amount=INT, refunded_amount=INT,
     expires_at=STR_OR_NULL, created_at=STR_OR_NULL, lines={"type": "array", "items": LINE},
-    fees={"type": "array", "items": FEE},
+    fees={"type": "array", "items": FEE}, taxes={"type": "array", "items": TAX},
+    delivery=DELIVERY,
 )  # fmt: skip
 PLACED: Schema = {
     **ORDER,
