@@ -27,7 +27,16 @@ from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
-from ecshop.resources import errors, orders, payments, products, service, static, storefront
+from ecshop.resources import (
+    errors,
+    orders,
+    payments,
+    products,
+    quote,
+    service,
+    static,
+    storefront,
+)
 from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
@@ -193,6 +202,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.add_route("/static/{name}", assets)
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
+    app.add_route("/api/v1/quote", quote.Quote(shop))
+    app.add_route("/api/v1/delivery-options", quote.DeliveryOptions(shop))
     app.add_route("/api/v1/checkout", orders.Checkout(shop))
     app.add_route("/api/v1/orders/{number}", orders.OrderStatus(shop))
     app.add_route("/api/v1/orders/{number}/cancel", orders.OrderCancel(shop))

@@ -52,13 +52,16 @@ ADDRESS = obj({
 #: The customer as orders keep it (exports are checked with it): open, for orders
 #: placed before the address had rules.
 CUSTOMER_STORED = obj({"email": EMAIL}, {"name": _NAME}, closed=False)
+_LANG = {"type": "string", "enum": ["ja", "en"]}
+#: The customer of a cart preview: what the buyer has typed so far (no email yet).
+CUSTOMER_SO_FAR = obj({}, {"email": EMAIL, "name": _NAME, "address": ADDRESS, "lang": _LANG},
+                      closed=False)  # fmt: skip
 #: The checkout body (``POST /api/v1/checkout`` declares and documents it).
 CART = obj({
     "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES,
               "items": obj({"sku": SKU, "qty": QTY}),
               "description": f"a list of 1 to {MAX_LINES} {{sku, qty}}"},
-    "customer": obj({"email": EMAIL}, {"name": _NAME, "address": ADDRESS,
-                                       "lang": {"type": "string", "enum": ["ja", "en"]}},
+    "customer": obj({"email": EMAIL}, {"name": _NAME, "address": ADDRESS, "lang": _LANG},
                     closed=False),
     "gateway": {"type": "string", "minLength": 1, "maxLength": 64,
                 "description": "the name of a payment gateway"},
@@ -108,17 +111,26 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def parse_cart(body: dict[str, Any]) -> Cart:
-    """The cart of a checkout body, or a ValidationError naming the first bad field."""
-    validate(body, CART)
-    lines = core.canonicalize_lines([(line["sku"], line["qty"]) for line in body["lines"]])
-    customer = body["customer"]
+def check_prefecture(customer: dict[str, Any]) -> None:
+    """A customer's address names one of the 47 prefectures (the schema checked the rest).
+
+    Raises:
+        ValidationError: it names none (400).
+    """
     address = customer.get("address")
     if address is not None and code_of(address["prefecture"]) is None:
         raise ValidationError(
             "customer.address.prefecture must be one of the 47 prefectures (name or JIS code 01-47)",
             field="customer.address.prefecture",
         )
+
+
+def parse_cart(body: dict[str, Any]) -> Cart:
+    """The cart of a checkout body, or a ValidationError naming the first bad field."""
+    validate(body, CART)
+    lines = core.canonicalize_lines([(line["sku"], line["qty"]) for line in body["lines"]])
+    customer = body["customer"]
+    check_prefecture(customer)
     customer_json = json.dumps(customer, ensure_ascii=False)
     if len(customer_json) > MAX_CUSTOMER_JSON:
         raise ValidationError(f"customer is over {MAX_CUSTOMER_JSON} characters", field="customer")

@@ -231,3 +231,22 @@ def test_an_smtp_server_that_is_down_gets_the_mail_once_it_is_back(db_url, tmp_p
         if server is not None:
             server.terminate()
             server.wait(10)
+
+
+def test_the_smtp_password_never_shows_in_errors_or_reprs(tmp_path):
+    from ecshop.errors import ConfigError
+    from ecshop.mailer import SmtpMailer
+    from ecshop.redact import mask
+
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_SMTP_URL": "http://user:s3cret@mail.example.com"})
+    assert "s3cret" not in info.value.message and "ECSHOP_SMTP_URL" in info.value.message
+    url = "smtp://user:s3cret@mail.example.com:587?starttls=1"
+    config = load_config({"ECSHOP_SMTP_URL": url})
+    assert "s3cret" not in repr(config)
+    mailer = SmtpMailer(url, "shop@example.com")
+    assert (mailer.port, mailer.starttls, mailer.password) == (587, True, "s3cret")
+    assert (
+        "s3cret" not in repr(mailer)
+        and mask(url) == "smtp://user:***@mail.example.com:587?starttls=1"
+    )

@@ -46,6 +46,12 @@ ORDER = shape(
     fees={"type": "array", "items": FEE}, taxes={"type": "array", "items": TAX},
     delivery=DELIVERY,
 )  # fmt: skip
+QUOTE = shape(
+    currency=STR, subtotal=INT, shipping=INT, total=INT, fees={"type": "array", "items": FEE},
+    taxes={"type": "array", "items": TAX}, lines={"type": "array", "items": LINE},
+)  # fmt: skip
+DELIVERY_OPTIONS = shape(dates={"type": "array", "items": STR},
+                         slots={"type": "array", "items": STR})  # fmt: skip
 PLACED: Schema = {
     **ORDER,
     "required": [*ORDER["required"], "access_token", "payment"],
@@ -53,7 +59,15 @@ PLACED: Schema = {
 }
 ORDER_DETAIL: Schema = {
     **ORDER,
-    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments", "attention"],
+    "required": [
+        *ORDER["required"],
+        "customer",
+        "payment_id",
+        "events",
+        "payments",
+        "attention",
+        "mail",
+    ],
     "properties": {
         **ORDER["properties"],
         "customer": {"type": "object"},
@@ -61,6 +75,8 @@ ORDER_DETAIL: Schema = {
         "payment_id": STR_OR_NULL,
         "events": {"type": "array", "items": {"type": "object"}},
         "payments": {"type": "array", "items": {"type": "object"}},
+        # the outbox's rows of this order: kind, recipient, status, attempts, last_error
+        "mail": {"type": "array", "items": {"type": "object"}},
     },
 }
 

@@ -229,7 +229,7 @@ class AdminOrderItem:
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER_DETAIL, "the order"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
-        """One order with its lines, events and payment journal."""
+        """One order with its lines, events, payment journal and the buyer's mail."""
         with self.shop.store.read() as tx:
             order = load(tx, number)
             view = view_of(tx, order)
@@ -242,6 +242,12 @@ class AdminOrderItem:
                     "WHERE order_number = ? ORDER BY id", (number,))
             ]  # fmt: skip
             view["attention"] = attention(order, view["events"])
+            view["mail"] = [
+                {**m, "created_at": iso(m["created_at"]), "sent_at": iso(m["sent_at"])}
+                for m in tx.query(
+                    "SELECT kind, recipient, status, attempts, last_error, created_at, sent_at "
+                    "FROM outbox WHERE order_number = ? ORDER BY id", (number,))
+            ]  # fmt: skip
             view["payments"] = [
                 {**p, "received_at": iso(p["received_at"]), "applied_at": iso(p["applied_at"])}
                 for p in tx.query(

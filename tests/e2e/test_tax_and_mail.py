@@ -93,6 +93,8 @@ def test_the_bank_transfer_order_mail_is_sent_once_by_the_cli(make_stack, tmp_pa
     assert done.returncode == 0 and "sent=1" in done.stdout, done.stdout + done.stderr
     assert "sent=0" in stack.cli("mail", "send").stdout
     assert "mailed=0" in stack.cli("reconcile", "--once").stdout
+    [mail] = stack.order(placed["number"])["mail"]
+    assert (mail["kind"], mail["status"], mail["attempts"]) == ("order_received", "sent", 1)
     [path] = folder.glob("*.eml")
     body = email.message_from_bytes(path.read_bytes(), policy=email.policy.default).get_content()
     assert ACCOUNT in body and placed["number"] in body and "5,310円" in body
