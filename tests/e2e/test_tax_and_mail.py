@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from tests.e2e.conftest import SETUPS
+from tests.e2e.test_checkout_flow import wait_for
 
 ADDRESS = {"postal_code": "900-0001", "prefecture": "沖縄県", "city": "那覇市",
            "line1": "港町1-1", "phone": "098-123-4567"}  # fmt: skip
@@ -101,3 +102,18 @@ def test_the_bank_transfer_order_mail_is_sent_once_by_the_cli(make_stack, tmp_pa
     pay_by = dt.datetime.fromisoformat(placed["payment"]["pay_by"].replace("Z", "+00:00"))
     assert f"お支払い期限: {pay_by.astimezone(ZoneInfo('Asia/Tokyo')):%Y-%m-%d %H:%M}" in body
     assert "10%対象 3,150円 (内消費税 286円)" in body and "8%対象 2,160円 (内消費税 160円)" in body
+
+
+def test_the_servers_reconciler_loop_sends_the_mail_by_itself(make_stack, tmp_path):
+    folder = tmp_path / "mail"
+    stack = make_stack("embedded", ECSHOP_MAIL_DIR=str(folder), ECSHOP_RECONCILE_INTERVAL="0.2")
+    stack.add_product("MUG", 1650, 5)
+    body = {"lines": [{"sku": "MUG", "qty": 1}], "gateway": "bank_transfer",
+            "customer": {"email": "buyer@example.com", "lang": "en"}}  # fmt: skip
+    placed = stack.http.post(f"{stack.shop.url}/api/v1/checkout", json=body).json()
+    assert wait_for(lambda: list(folder.glob("*.eml")))
+    [path] = folder.glob("*.eml")
+    mail = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert mail["Subject"].endswith(f"We have received your order {placed['number']}")
+    assert ACCOUNT in mail.get_content()
+    assert wait_for(lambda: stack.order(placed["number"])["mail"][0]["status"] == "sent")
