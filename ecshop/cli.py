@@ -61,7 +61,16 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
     print(
         _redis_info(config.redis_url) if config.redis_url else "stock engine: sql (in the database)"
     )
+    print(f"mail: {_mail_info(config)}")
     return 0
+
+
+def _mail_info(config: Config) -> str:
+    if config.smtp_url:
+        return mask(config.smtp_url)
+    return (
+        f"files in {config.mail_dir}" if config.mail_dir else "off (no SMTP server or mail folder)"
+    )
 
 
 def _redis_info(url: str) -> str:

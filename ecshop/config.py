@@ -159,8 +159,17 @@ def _timezone(raw: str) -> str:
 
 
 def _smtp_url(raw: str) -> str:
-    if raw and not raw.startswith(("smtp://", "smtps://")):
-        raise ValueError("must start with smtp:// or smtps://")
+    from urllib.parse import urlsplit
+
+    if not raw:
+        return raw
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[user:password@]host[:port][?starttls=1] or smtps://...")
     return raw
 
 

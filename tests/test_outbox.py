@@ -238,9 +238,11 @@ def test_the_smtp_password_never_shows_in_errors_or_reprs(tmp_path):
     from ecshop.mailer import SmtpMailer
     from ecshop.redact import mask
 
-    with pytest.raises(ConfigError) as info:
-        load_config({"ECSHOP_SMTP_URL": "http://user:s3cret@mail.example.com"})
-    assert "s3cret" not in info.value.message and "ECSHOP_SMTP_URL" in info.value.message
+    for bad in ("http://user:s3cret@mail.example.com", "smtp://user:s3cret@mail:port",
+                "smtp://user:s3cret@"):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            load_config({"ECSHOP_SMTP_URL": bad})
+        assert "s3cret" not in info.value.message and "ECSHOP_SMTP_URL" in info.value.message
     url = "smtp://user:s3cret@mail.example.com:587?starttls=1"
     config = load_config({"ECSHOP_SMTP_URL": url})
     assert "s3cret" not in repr(config)
