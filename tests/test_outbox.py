@@ -252,3 +252,47 @@ def test_the_smtp_password_never_shows_in_errors_or_reprs(tmp_path):
         "s3cret" not in repr(mailer)
         and mask(url) == "smtp://user:***@mail.example.com:587?starttls=1"
     )
+
+
+def test_the_owners_template_replaces_the_shops_own_file_by_file(db_url, tmp_path):
+    open_store(db_url).migrate()
+    own = tmp_path / "templates" / "ja"
+    own.mkdir(parents=True)
+    (own / "order_received.txt").write_text(
+        "Subject: $shop_name より: $number\n\nお振込先 $instructions / 税 $taxes\n", "utf-8"
+    )
+    shop = make_shop(db_url, tmp_path, ECSHOP_MAIL_DIR=str(tmp_path / "mail"),
+                     ECSHOP_MAIL_TEMPLATES=str(tmp_path / "templates"))  # fmt: skip
+    try:
+        catalog.create_product(shop.store, shop.stock, {"sku": "MUG", "name": "Mug", "price": 1650,
+                               "on_hand": 9}, currency="JPY", actor="test")  # fmt: skip
+        body = {"lines": [{"sku": "MUG", "qty": 1}], "customer": {"email": "b@example.com"},
+                "gateway": "bank_transfer"}  # fmt: skip
+        result = shop.checkout.place(body, gateways=shop.gateways, idempotency_key=None)
+        shop.flow.start(result.order, result.lines)
+        number = result.order["number"]
+        shop.orders.mark_paid(number, amount=2150, payment_id=None, actor="admin", reason="paid",
+                              move="mark_paid")  # fmt: skip
+        assert shop.mail.send_due().sent == 2
+        received, paid = sorted(mails(tmp_path / "mail"), key=lambda m: "入金" in m["Subject"])
+        assert received["Subject"] == f"Ocha Shop より: {number}"
+        assert received.get_content() == (
+            f"お振込先 Transfer 2,150 JPY to {ACCOUNT}, reference {number}. "
+            "/ 税 10%対象 2,150円 (内消費税 195円)\n"
+        )
+        assert paid["Subject"] == f"[Ocha Shop] ご入金を確認しました (注文番号 {number})"
+    finally:
+        shop.close()
+
+
+def test_two_senders_never_take_the_same_mail(shop, tmp_path):
+    from ecshop.mailer import build_sender
+
+    place(shop)
+    other = build_sender(shop.config, shop.store, shop.hooks)
+    [row] = shop.mail.due(time.time(), 10)
+    now = time.time()
+    assert shop.mail._claim(row, now) and not other._claim(row, now)
+    assert other.send_due(now=now).sent == 0
+    assert other.send_due(now=now + 3600).sent == 1  # the first one died holding it
+    assert len(mails(tmp_path / "mail")) == 1
