@@ -1,4 +1,5 @@
-"""The order state machine: every transition is one transaction with an event row.
+"""The order state machine: every transition is one transaction with an event row
+(and, where the buyer is told of it, the mail in the outbox: :mod:`ecshop.outbox`).
 
 Every legal transition is in :data:`MOVES`, named by its cause (docs/architecture.md,
 "Orders"). A captured payment is never dropped, so a payment that arrives for an order
