@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecshop.catalog import MAX_PER_ORDER
-from ecshop.checkout import CART
+from ecshop.catalog import MAX_PER_ORDER, TAX_CLASS
+from ecshop.checkout import CUSTOMER_STORED
+from ecshop.delivery import DELIVERY
 from ecshop.errors import BadRequest, ShopError, ValidationError
 from ecshop.orders import STATUSES
 from ecshop.schema import (
@@ -51,7 +52,9 @@ STOCK_STATES: Schema = {
     "enum": ["held", "committed", "released", "shipped", "none"],
 }
 HOLD_STATES: Schema = {"type": "string", "enum": ["held", "committed"]}
-CUSTOMER: Schema = CART["properties"]["customer"]
+CUSTOMER: Schema = CUSTOMER_STORED
+RATE: Schema = {"type": "integer", "minimum": 0, "maximum": 100, "description": "0 to 100"}
+MAIL_STATUS: Schema = {"type": "string", "enum": ["pending", "sent", "failed", "stopped"]}
 
 Check = Callable[[dict[str, Any]], None]
 
@@ -101,7 +104,8 @@ TABLES: dict[str, Table] = {
     "products": Table(obj({
         "sku": SKU, "name": NAME, "description": DESCRIPTION, "price": PRICE,
         "currency": CURRENCY, "active": ACTIVE, "deleted_at": nullable(TIME),
-        "created_at": TIME, "updated_at": TIME, "max_per_order": MAX_PER_ORDER}), ("sku",)),
+        "created_at": TIME, "updated_at": TIME, "max_per_order": MAX_PER_ORDER,
+        "tax_class": TAX_CLASS}), ("sku",)),
     "stock": Table(obj({
         "sku": SKU, "on_hand": COUNT, "available": COUNT, "version": COUNT,
         "updated_at": TIME}), ("sku",), {"sku": ("products", "sku")},
@@ -118,13 +122,18 @@ TABLES: dict[str, Table] = {
         "gateway": TOKEN, "currency": CURRENCY, "subtotal": MONEY, "shipping": MONEY,
         "total": MONEY, "customer_json": TEXT, "hold_expires_at": nullable(TIME),
         "payment_id": nullable(TOKEN), "paid_amount": MONEY, "refunded_amount": MONEY,
-        "version": COUNT, "created_at": TIME, "updated_at": TIME}), ("number",),
+        "version": COUNT, "created_at": TIME, "updated_at": TIME,
+        "delivery_json": nullable(ANY_TEXT)}), ("number",),
         checks=(_not_above("refunded_amount", "paid_amount"),
-                _json_text("customer_json", CUSTOMER))),
+                _json_text("customer_json", CUSTOMER), _json_text("delivery_json", DELIVERY))),
     "order_lines": Table(obj({
         "order_number": TOKEN, "line_no": ID, "sku": SKU, "name": NAME, "unit_price": PRICE,
-        "qty": POSITIVE, "line_total": MONEY}), ("order_number", "line_no"),
-        {"order_number": ("orders", "number")}, (_line_total,)),
+        "qty": POSITIVE, "line_total": MONEY, "tax_class": TAX_CLASS}),
+        ("order_number", "line_no"), {"order_number": ("orders", "number")}, (_line_total,)),
+    "order_taxes": Table(obj({
+        "order_number": TOKEN, "tax_class": TAX_CLASS, "rate": RATE, "amount": MONEY,
+        "tax": MONEY}), ("order_number", "tax_class"), {"order_number": ("orders", "number")},
+        (_not_above("tax", "amount"),)),
     "order_fees": Table(obj({
         "order_number": TOKEN, "line_no": ID, "name": NAME, "amount": FEE_AMOUNT,
         "taxable": ACTIVE}), ("order_number", "line_no"), {"order_number": ("orders", "number")}),
@@ -142,6 +151,12 @@ TABLES: dict[str, Table] = {
         "gateway": TOKEN, "refund_id": TOKEN, "order_number": TOKEN, "amount": POSITIVE_MONEY,
         "origin": TOKEN, "created_at": TIME}), ("gateway", "refund_id"),
         {"order_number": ("orders", "number")}),
+    "outbox": Table(obj({
+        "id": ID, "kind": TOKEN, "order_number": nullable(TOKEN), "recipient": TOKEN,
+        "data_json": nullable(ANY_TEXT), "status": MAIL_STATUS, "attempts": COUNT,
+        "next_attempt_at": TIME, "last_error": nullable(ANY_TEXT), "created_at": TIME,
+        "sent_at": nullable(TIME)}), ("id",), {"order_number": ("orders", "number")},
+        (_json_text("data_json"),)),
     "idempotency_keys": Table(obj({
         "scope": TOKEN, "key": TOKEN, "request_hash": TOKEN, "ref": TOKEN, "created_at": TIME,
         "expires_at": TIME}), ("scope", "key")),
@@ -189,7 +204,7 @@ class RowChecker:
 
     def _keys(self, table: str, rules: Table, row: dict[str, Any]) -> None:
         for column, (other, _) in rules.refers.items():
-            if (row[column],) not in self.keys.get(other, ()):
+            if row[column] is not None and (row[column],) not in self.keys.get(other, ()):
                 raise ValidationError(f"{column} names no row of {other}", field=column)
         key = tuple(row[c] for c in rules.key)
         seen = self.keys.setdefault(table, set())

@@ -15,16 +15,28 @@ import falcon
 
 from ecshop.checkout import CheckoutService
 from ecshop.config import Config, load_config
+from ecshop.delivery import DeliveryPolicy
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
+from ecshop.mailer import build_sender
 from ecshop.maintenance import MaintenanceSwitch
 from ecshop.metrics import WorkerCounters
 from ecshop.orders import OrderService
+from ecshop.outbox import MailSender
 from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
-from ecshop.resources import errors, orders, payments, products, service, static, storefront
+from ecshop.resources import (
+    errors,
+    orders,
+    payments,
+    products,
+    quote,
+    service,
+    static,
+    storefront,
+)
 from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
@@ -37,6 +49,7 @@ from ecshop.resources.ratelimit import RateLimiter
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
+from ecshop.tax import TaxPolicy
 
 log = logging.getLogger("ecshop")
 
@@ -54,6 +67,7 @@ class Shop:
     payments: PaymentService
     flow: PaymentFlow
     reconciler: Reconciler
+    mail: MailSender
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,8 +100,10 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
     stock = open_engine(config, store)
     _rebuild_if_empty(stock)
     hooks = plugins.hooks
-    order_service = OrderService(store, stock, hooks, hold_ttl=config.hold_ttl)
+    mail_on = config.mail_on or hooks.has_filter("mailer")
+    order_service = OrderService(store, stock, hooks, hold_ttl=config.hold_ttl, mail=mail_on)
     payment_service = PaymentService(store, order_service, hooks, plugins.gateways)
+    mail = build_sender(config, store, hooks)
     return Shop(
         config=config,
         store=store,
@@ -104,6 +120,13 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
             idempotency_ttl=config.idempotency_ttl,
             max_lines=config.max_lines_per_order,
             max_qty=config.max_qty_per_line,
+            tax=TaxPolicy(dict(config.tax_rates), config.tax_rounding),
+            delivery=DeliveryPolicy(
+                config.delivery_slots,
+                config.delivery_lead_days,
+                config.delivery_range_days,
+                config.timezone,
+            ),
         ),
         payments=payment_service,
         flow=PaymentFlow(
@@ -122,7 +145,9 @@ def build_shop(config: Config, *, store: Store | None = None) -> Shop:
             grace=config.reconcile_grace,
             unreachable_after=config.gateway_unreachable_after,
             release_unreachable=config.gateway_unreachable_release,
+            mail=mail if mail_on else None,
         ),
+        mail=mail,
     )
 
 
@@ -177,6 +202,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.add_route("/static/{name}", assets)
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
+    app.add_route("/api/v1/quote", quote.Quote(shop))
+    app.add_route("/api/v1/delivery-options", quote.DeliveryOptions(shop))
     app.add_route("/api/v1/checkout", orders.Checkout(shop))
     app.add_route("/api/v1/orders/{number}", orders.OrderStatus(shop))
     app.add_route("/api/v1/orders/{number}/cancel", orders.OrderCancel(shop))

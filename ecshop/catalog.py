@@ -1,4 +1,8 @@
-"""The catalog: products with integer prices in the shop's currency.
+"""The catalog: products with integer, tax-inclusive prices in the shop's currency.
+
+Each product has a tax class (``standard`` by default, ``reduced`` for food and
+newspapers in Japan; the classes are ``ECSHOP_TAX_RATES``'s): the rate its price
+contains (:mod:`ecshop.tax`).
 
 Products are never hard-deleted: orders keep pointing at them, so ``delete_product``
 archives (``deleted_at``) and the storefront stops showing it.
@@ -7,7 +11,7 @@ archives (``deleted_at``) and the storefront stops showing it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from ecshop.errors import Conflict, NotFound, ValidationError
@@ -25,21 +29,30 @@ from ecshop.schema import (
     validate,
 )
 from ecshop.store import DuplicateKey, Store, Tx
+from ecshop.tax import DEFAULT_RATES, STANDARD
 
-COLUMNS = "sku, name, description, price, currency, active, created_at, updated_at, max_per_order"
+COLUMNS = (
+    "sku, name, description, price, currency, active, created_at, updated_at, max_per_order, "
+    "tax_class"
+)
 #: the most units of one product in one order (None: only the shop-wide cap)
 MAX_PER_ORDER: Schema = nullable({"type": "integer", "minimum": 1, "maximum": 1_000_000,
                                   "description": "the most units of this product in one order"})  # fmt: skip
+#: A tax class: one of the classes of ``ECSHOP_TAX_RATES`` (checked against them)
+TAX_CLASS: Schema = {"type": "string", "pattern": r"^[a-z_][a-z0-9_]{0,31}$",
+                     "description": "a tax class such as standard or reduced"}  # fmt: skip
 #: What a product may be given: the admin API declares these, the importer checks rows
 #: with the same field rules.
 EDITABLE: dict[str, Schema] = {"name": NAME, "description": DESCRIPTION, "price": PRICE,
                                "currency": CURRENCY, "active": FLAG,
-                               "max_per_order": MAX_PER_ORDER}  # fmt: skip
+                               "max_per_order": MAX_PER_ORDER,
+                               "tax_class": TAX_CLASS}  # fmt: skip
 NEW_PRODUCT = obj({"sku": SKU, "name": NAME, "price": PRICE}, {**EDITABLE, "on_hand": COUNT})
 PRODUCT_CHANGE = obj({}, {"sku": SKU, **EDITABLE})
 
 
-def _check_fields(data: Mapping[str, Any], currency: str, *, partial: bool) -> dict[str, Any]:
+def _check_fields(data: Mapping[str, Any], currency: str, *, partial: bool,
+                 tax_classes: Collection[str] | None = None) -> dict[str, Any]:  # fmt: skip
     if partial and "on_hand" in data:
         raise ValidationError(
             "change stock through /api/v1/admin/stock, not the product", field="on_hand"
@@ -49,6 +62,10 @@ def _check_fields(data: Mapping[str, Any], currency: str, *, partial: bool) -> d
         raise ValidationError(f"name must be {NAME['description']}", field="name")
     if "currency" in data and data["currency"] != currency:
         raise ValidationError(f"currency must be the shop's currency, {currency}", field="currency")
+    classes = sorted(tax_classes or DEFAULT_RATES)
+    if "tax_class" in data and data["tax_class"] not in classes:
+        raise ValidationError(f"tax_class must be one of {', '.join(classes)}", field="tax_class",
+                              allowed=classes)  # fmt: skip
     return {k: v for k, v in data.items() if k not in ("sku", "currency")}
 
 
@@ -62,6 +79,7 @@ def render(row: Mapping[str, Any], available: int | None = None) -> dict[str, An
         "currency": row["currency"],
         "active": bool(row["active"]),
         "max_per_order": None if row["max_per_order"] is None else int(row["max_per_order"]),
+        "tax_class": row["tax_class"],
     }
     if available is not None:
         body["available"] = available
@@ -107,23 +125,26 @@ def list_products(
 
 
 def create_product(
-    store: Store, stock: Any, data: Mapping[str, Any], *, currency: str, actor: str
-) -> dict[str, Any]:
+    store: Store, stock: Any, data: Mapping[str, Any], *, currency: str, actor: str,
+    tax_classes: Collection[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Create a product and its stock row in one transaction.
 
     Raises:
-        ValidationError: a field is missing or malformed.
+        ValidationError: a field is missing or malformed, or ``tax_class`` is not one of
+            ``tax_classes`` (default: standard and reduced).
         Conflict: the SKU exists (archived SKUs are not reused).
     """
-    fields = _check_fields(data, currency, partial=False)
+    fields = _check_fields(data, currency, partial=False, tax_classes=tax_classes)
     sku = str(data["sku"])
     now = time.time()
     try:
         with store.tx() as tx:
             tx.execute(
-                f"INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sku, fields["name"], fields.get("description", ""), fields["price"], currency,
-                 1 if fields.get("active", True) else 0, now, now, fields.get("max_per_order")),
+                 1 if fields.get("active", True) else 0, now, now, fields.get("max_per_order"),
+                 fields.get("tax_class", STANDARD)),
             )  # fmt: skip
             stock.add_sku(sku, fields.get("on_hand", 0), actor=actor)
     except DuplicateKey as exc:
@@ -132,15 +153,17 @@ def create_product(
 
 
 def update_product(
-    store: Store, sku: str, data: Mapping[str, Any], *, currency: str
-) -> dict[str, Any]:
+    store: Store, sku: str, data: Mapping[str, Any], *, currency: str,
+    tax_classes: Collection[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Change the given fields of a product (``sku`` itself cannot change)."""
     if "sku" in data and data["sku"] != sku:
         raise ValidationError("sku cannot be changed", field="sku")
-    fields = _check_fields({k: v for k, v in data.items() if k != "sku"}, currency, partial=True)
+    fields = _check_fields({k: v for k, v in data.items() if k != "sku"}, currency, partial=True,
+                           tax_classes=tax_classes)  # fmt: skip
     if not fields:
         raise ValidationError(
-            "nothing to change: give name, description, price, active or max_per_order"
+            "nothing to change: give name, description, price, active, max_per_order or tax_class"
         )
     if "active" in fields:
         fields["active"] = 1 if fields["active"] else 0

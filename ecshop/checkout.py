@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ecshop.delivery import DELIVERY, DeliveryPolicy
 from ecshop.errors import (
     GatewayUnavailable,
     IdempotencyMismatch,
@@ -21,25 +22,50 @@ from ecshop.errors import (
     Unavailable,
     ValidationError,
 )
-from ecshop.orders import PENDING, OrderService, fees_of, lines_of, load
+from ecshop.orders import PENDING, OrderService, fees_of, lines_of, load, taxes_of
+from ecshop.prefectures import code_of
 from ecshop.schema import EMAIL, QTY, SKU, obj, validate
 from ecshop.stockcore import core
 from ecshop.store import DuplicateKey, Store, Tx
+from ecshop.tax import TaxPolicy, tax_lines
 from ecshop.totals import Totals, compute
 
 MAX_CUSTOMER_JSON = 4096
 MAX_LINES = 100
+_NAME = {"type": "string", "maxLength": 255, "description": "a string of at most 255 characters"}
+_LINE = {"type": "string", "minLength": 1, "maxLength": 255,
+         "description": "a non-empty string of at most 255 characters"}  # fmt: skip
+#: A Japanese delivery address; ``prefecture`` is one of the 47 by JIS code (01-47),
+#: kanji or romaji name (:mod:`ecshop.prefectures`).
+ADDRESS = obj({
+    "postal_code": {"type": "string", "pattern": r"^\d{3}-\d{4}$",
+                    "description": "a postal code as NNN-NNNN"},
+    "prefecture": {"type": "string", "minLength": 1, "maxLength": 16,
+                   "description": "one of the 47 prefectures (name or JIS code 01-47)"},
+    "city": _LINE,
+    "line1": _LINE,
+}, {
+    "line2": {**_LINE, "minLength": 0, "description": "a string of at most 255 characters"},
+    "phone": {"type": "string", "pattern": r"^\+?[0-9][0-9-]{8,15}$",
+              "description": "a phone number of digits and hyphens, e.g. 03-1234-5678"},
+})  # fmt: skip
+#: The customer as orders keep it (exports are checked with it): open, for orders
+#: placed before the address had rules.
+CUSTOMER_STORED = obj({"email": EMAIL}, {"name": _NAME}, closed=False)
+_LANG = {"type": "string", "enum": ["ja", "en"]}
+#: The customer of a cart preview: what the buyer has typed so far (no email yet).
+CUSTOMER_SO_FAR = obj({}, {"email": EMAIL, "name": _NAME, "address": ADDRESS, "lang": _LANG},
+                      closed=False)  # fmt: skip
 #: The checkout body (``POST /api/v1/checkout`` declares and documents it).
 CART = obj({
     "lines": {"type": "array", "minItems": 1, "maxItems": MAX_LINES,
               "items": obj({"sku": SKU, "qty": QTY}),
               "description": f"a list of 1 to {MAX_LINES} {{sku, qty}}"},
-    "customer": obj({"email": EMAIL}, {"name": {
-        "type": "string", "maxLength": 255, "description": "a string of at most 255 characters"}},
-        closed=False),
+    "customer": obj({"email": EMAIL}, {"name": _NAME, "address": ADDRESS, "lang": _LANG},
+                    closed=False),
     "gateway": {"type": "string", "minLength": 1, "maxLength": 64,
                 "description": "the name of a payment gateway"},
-})  # fmt: skip
+}, {"delivery": DELIVERY})  # fmt: skip
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 SCOPE = "checkout"
 
@@ -59,6 +85,7 @@ class Cart:
     customer: dict[str, Any]
     customer_json: str
     gateway: str
+    delivery: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,10 +94,35 @@ class CheckoutResult:
     lines: list[dict[str, Any]]
     created: bool  # False when an Idempotency-Key replayed an earlier order
     fees: list[dict[str, Any]]
+    taxes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a cart would cost, computed as checkout does, with nothing written: its
+    priced lines (each with its ``tax_class``), totals and tax lines."""
+
+    lines: list[dict[str, Any]]
+    totals: Totals
+    taxes: list[dict[str, Any]]
 
 
 def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def check_prefecture(customer: dict[str, Any]) -> None:
+    """A customer's address names one of the 47 prefectures (the schema checked the rest).
+
+    Raises:
+        ValidationError: it names none (400).
+    """
+    address = customer.get("address")
+    if address is not None and code_of(address["prefecture"]) is None:
+        raise ValidationError(
+            "customer.address.prefecture must be one of the 47 prefectures (name or JIS code 01-47)",
+            field="customer.address.prefecture",
+        )
 
 
 def parse_cart(body: dict[str, Any]) -> Cart:
@@ -78,17 +130,19 @@ def parse_cart(body: dict[str, Any]) -> Cart:
     validate(body, CART)
     lines = core.canonicalize_lines([(line["sku"], line["qty"]) for line in body["lines"]])
     customer = body["customer"]
+    check_prefecture(customer)
     customer_json = json.dumps(customer, ensure_ascii=False)
     if len(customer_json) > MAX_CUSTOMER_JSON:
         raise ValidationError(f"customer is over {MAX_CUSTOMER_JSON} characters", field="customer")
     gateway = body["gateway"]
-    return Cart(lines, customer, customer_json, gateway)
+    return Cart(lines, customer, customer_json, gateway, body.get("delivery"))
 
 
 class CheckoutService:
     def __init__(self, store: Store, stock: Any, hooks: Any, orders: OrderService, *,
                  currency: str, hold_ttl: int, idempotency_ttl: int, max_lines: int = 50,
-                 max_qty: int = 100) -> None:  # fmt: skip
+                 max_qty: int = 100, tax: TaxPolicy | None = None,
+                 delivery: DeliveryPolicy | None = None) -> None:  # fmt: skip
         self.store = store
         self.stock = stock
         self.hooks = hooks
@@ -98,13 +152,15 @@ class CheckoutService:
         self.idempotency_ttl = idempotency_ttl
         self.max_lines = max_lines
         self.max_qty = max_qty
+        self.tax = tax or TaxPolicy()
+        self.delivery = delivery or DeliveryPolicy()
 
     @staticmethod
     def _ask_prices(tx: Tx, lines: list[tuple[str, int]]) -> Callable[[], list[dict[str, Any]]]:
         skus = [sku for sku, _ in lines]
         marks = ", ".join("?" for _ in skus)
         return tx.query_soon(
-            f"SELECT sku, name, price, max_per_order FROM products WHERE sku IN ({marks}) "
+            f"SELECT sku, name, price, max_per_order, tax_class FROM products WHERE sku IN ({marks}) "
             "AND deleted_at IS NULL AND active = 1",
             skus,
         )
@@ -121,7 +177,8 @@ class CheckoutService:
             unit = int(product["price"])
             priced.append({"line_no": line_no, "sku": sku, "name": product["name"],
                            "unit_price": unit, "qty": qty, "line_total": unit * qty,
-                           "max_per_order": product["max_per_order"]})  # fmt: skip
+                           "max_per_order": product["max_per_order"],
+                           "tax_class": product["tax_class"]})  # fmt: skip
         return priced
 
     def _check_caps(self, lines: list[tuple[str, int]]) -> None:
@@ -164,7 +221,8 @@ class CheckoutService:
                 )
 
             ref = row["ref"]
-            return CheckoutResult(load(tx, ref), lines_of(tx, ref), False, fees_of(tx, ref))
+            return CheckoutResult(load(tx, ref), lines_of(tx, ref), False, fees_of(tx, ref),
+                                  taxes_of(tx, ref))  # fmt: skip
 
     def place(
         self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None,
@@ -189,6 +247,7 @@ class CheckoutService:
                 return replay
         cart = parse_cart(body)
         lines, gateway = cart.lines, cart.gateway
+        delivery = self.delivery.check(cart.delivery)
         if gateway not in gateways:
             if unavailable and gateway in unavailable:
                 raise GatewayUnavailable(
@@ -210,7 +269,8 @@ class CheckoutService:
             # inside it), and with group commit it shares its commit with concurrent
             # checkouts. Either way it is durable before this returns. On MySQL the
             # price query is on the server while Redis takes the hold.
-            def write(tx: Tx) -> tuple[list[dict[str, Any]], Totals, float, float]:
+            def write(tx: Tx) -> tuple[list[dict[str, Any]], Totals, list[dict[str, Any]], float,
+                                       float]:  # fmt: skip
                 nonlocal reserved
                 now = time.time()
                 expires_at = now + deadline
@@ -225,13 +285,14 @@ class CheckoutService:
                 priced = self._priced(prices(), lines)
                 self._check_product_caps(priced)
                 totals = self._totals(priced, cart.customer, gateway)
-                self._write(tx, number, token, priced, cart.customer_json, gateway, totals,
-                            now, expires_at)  # fmt: skip
+                taxes = tax_lines(self.tax, priced, totals.shipping, totals.fees)
+                self._write(tx, number, token, priced, cart, totals, now, expires_at, delivery)
+                self._write_taxes(tx, number, taxes)
                 if idempotency_key:
                     self._remember(tx, idempotency_key, digest, number, now)
-                return priced, totals, now, expires_at
+                return priced, totals, taxes, now, expires_at
 
-            priced, totals, now, expires_at = self.store.grouped(write)
+            priced, totals, taxes, now, expires_at = self.store.grouped(write)
         except DuplicateKey as exc:
             self.stock.release(number)
             if idempotency_key:
@@ -255,8 +316,9 @@ class CheckoutService:
             "shipping": totals.shipping, "total": totals.total, "customer_json": cart.customer_json,
             "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
             "version": 0, "created_at": now, "updated_at": now,
+            "delivery_json": json.dumps(delivery) if delivery else None,
         }  # fmt: skip
-        result = CheckoutResult(order, priced, True, totals.fees)
+        result = CheckoutResult(order, priced, True, totals.fees, taxes)
         self.hooks.do_action("order_created", result.order)
         return result
 
@@ -273,21 +335,51 @@ class CheckoutService:
             raise ValidationError(str(errors[0]), errors=[str(e) for e in errors])
         return compute(self.hooks, cart, subtotal, self.currency)
 
-    def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], customer_json: str,
-               gateway: str, totals: Totals, now: float, expires_at: float) -> None:  # fmt: skip
+    def quote(self, lines: list[tuple[str, int]], customer: dict[str, Any],
+              gateway: str) -> Quote:  # fmt: skip
+        """What ``lines`` would cost for ``customer`` paying through ``gateway``: the
+        same prices, ``checkout_validate`` and ``cart_totals`` filters and tax lines as
+        :meth:`place`, for a cart page's preview. Nothing is written or held.
+
+        Raises:
+            NotFound: an unknown SKU. ValidationError: a plugin refused the cart.
+        """
+        lines = core.canonicalize_lines(lines)
+        with self.store.read() as tx:
+            priced = self._priced(self._ask_prices(tx, lines)(), lines)
+        for line in priced:
+            line.pop("max_per_order", None)
+        totals = self._totals(priced, customer, gateway)
+        return Quote(priced, totals, tax_lines(self.tax, priced, totals.shipping, totals.fees))
+
+    @staticmethod
+    def _write_taxes(tx: Tx, number: str, taxes: list[dict[str, Any]]) -> None:
+        """The order's tax lines, in the checkout's transaction."""
+        for t in taxes:
+            tx.defer(
+                "INSERT INTO order_taxes (order_number, tax_class, rate, amount, tax) VALUES (?, ?, ?, ?, ?)",
+                (number, t["tax_class"], t["rate"], t["amount"], t["tax"]),
+            )
+
+    def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], cart: Cart,
+               totals: Totals, now: float, expires_at: float,
+               delivery: dict[str, Any] | None) -> None:  # fmt: skip
+        customer_json, gateway = cart.customer_json, cart.gateway
+        delivery_json = json.dumps(delivery) if delivery else None
         # PERF: deferred, the three writes go with the COMMIT in one round trip on MySQL.
         tx.defer(
             "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, subtotal, "
-            "shipping, total, customer_json, hold_expires_at, created_at, updated_at) "
-            "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "shipping, total, customer_json, hold_expires_at, created_at, updated_at, delivery_json) "
+            "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number, token, PENDING, gateway, self.currency, totals.subtotal, totals.shipping,
-             totals.total, customer_json, expires_at, now, now),
+             totals.total, customer_json, expires_at, now, now, delivery_json),
         )  # fmt: skip
         for ln in priced:
             tx.defer(
-                "INSERT INTO order_lines (order_number, line_no, sku, name, unit_price, qty, line_total) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (number, ln["line_no"], ln["sku"], ln["name"], ln["unit_price"], ln["qty"], ln["line_total"]),
+                "INSERT INTO order_lines (order_number, line_no, sku, name, unit_price, qty, line_total, "
+                "tax_class) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (number, ln["line_no"], ln["sku"], ln["name"], ln["unit_price"], ln["qty"], ln["line_total"],
+                 ln["tax_class"]),
             )  # fmt: skip
         for line_no, fee in enumerate(totals.fees, start=1):
             tx.defer(

@@ -132,6 +132,64 @@ def _log_format(raw: str) -> str:
     return fmt
 
 
+def _tax_rates(raw: str) -> tuple[tuple[str, int], ...]:
+    from ecshop.tax import parse_rates
+
+    return tuple(parse_rates(raw).items())
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _timezone(raw: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(raw.strip())
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError("must be an IANA time zone such as Asia/Tokyo") from exc
+    return raw.strip()
+
+
+def _smtp_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    if not raw:
+        return raw
+    parts = urlsplit(raw)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[user:password@]host[:port][?starttls=1] or smtps://...")
+    return raw
+
+
+def _slots(raw: str) -> tuple[str, ...]:
+    items = _csv(raw)
+    for item in items:
+        if len(item) > 32 or not item.replace("-", "").replace(":", "").isalnum():
+            raise ValueError(f"{item!r}: a slot is a short name such as morning or 14-16")
+    if len(set(items)) != len(items):
+        raise ValueError("names a slot twice")
+    return items
+
+
+def _invoice_number(raw: str) -> str:
+    text = raw.strip()
+    if text and not (len(text) == 14 and text[0] == "T" and text[1:].isdigit()):
+        raise ValueError("must be T and 13 digits (適格請求書発行事業者登録番号)")
+    return text
+
+
 def _auto_bool(raw: str) -> str:
     lowered = raw.strip().lower()
     if lowered == "auto":
@@ -171,9 +229,23 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "LOG_FORMAT": (_log_format, "text"),
     "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
     "GATEWAY_UNREACHABLE_RELEASE": (_bool, "0"),
+    "TAX_RATES": (_tax_rates, "standard:10,reduced:8"),
+    "TAX_ROUNDING": (_choice("floor", "round", "ceil"), "floor"),
+    "INVOICE_NUMBER": (_invoice_number, ""),
+    "TIMEZONE": (_timezone, "Asia/Tokyo"),
+    "DELIVERY_SLOTS": (_slots, ""),
+    "DELIVERY_LEAD_DAYS": (_non_negative_int, "2"),
+    "DELIVERY_RANGE_DAYS": (_non_negative_int, "0"),
+    "SHOP_NAME": (_text, "ecshop"),
+    "SMTP_URL": (_smtp_url, ""),
+    "MAIL_FROM": (_text, ""),
+    "MAIL_DIR": (_text, ""),
+    "MAIL_TEMPLATES": (_text, ""),
+    "MAIL_LANG": (_choice("ja", "en"), "ja"),
+    "MAIL_MAX_ATTEMPTS": (_positive_int, "8"),
 }
 # Settings whose value never appears in an error message.
-SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY"})
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY", "SMTP_URL"})
 MIN_SECRET_BYTES = 32
 MIN_ADMIN_TOKEN_CHARS = 32
 
@@ -213,6 +285,20 @@ class Config:
     log_format: str = "text"
     gateway_unreachable_after: float = 24 * 3600.0
     gateway_unreachable_release: bool = False
+    tax_rates: tuple[tuple[str, int], ...] = (("standard", 10), ("reduced", 8))
+    tax_rounding: str = "floor"
+    invoice_number: str = ""
+    timezone: str = "Asia/Tokyo"
+    delivery_slots: tuple[str, ...] = ()
+    delivery_lead_days: int = 2
+    delivery_range_days: int = 0
+    shop_name: str = "ecshop"
+    smtp_url: str = field(default="", repr=False)
+    mail_from: str = ""
+    mail_dir: str = ""
+    mail_templates: str = ""
+    mail_lang: str = "ja"
+    mail_max_attempts: int = 8
     # Per-name settings: "" holds the environment's keys whole (NAME_KEY), a name the
     # keys of its ecshop.toml table.
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
@@ -227,6 +313,11 @@ class Config:
         if self.group_commit == "auto":
             return self.database_url.startswith("sqlite:") and self.threads > 1
         return self.group_commit == "on"
+
+    @property
+    def mail_on(self) -> bool:
+        """Mail to buyers is written to the outbox: an SMTP server or a mail folder is set."""
+        return bool(self.smtp_url or self.mail_dir)
 
     def gateway_settings(self, name: str) -> Mapping[str, str]:
         """Settings of one gateway, from ``ECSHOP_GATEWAY_<NAME>_<KEY>`` (keys lower case).

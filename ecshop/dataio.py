@@ -32,8 +32,8 @@ FORMAT = "ecshop-export"
 FORMAT_VERSION = 1
 # In foreign-key order. Leases are runtime state and are not carried over.
 TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "orders",
-          "order_lines", "order_fees", "order_events", "payments_journal", "order_refunds",
-          "idempotency_keys")  # fmt: skip
+          "order_lines", "order_fees", "order_taxes", "order_events", "payments_journal",
+          "order_refunds", "outbox", "idempotency_keys")  # fmt: skip
 CHUNK = 500
 
 

@@ -18,10 +18,34 @@ SECRETS_FILE = "secrets"  # the sandbox gateway's shared secret and the admin to
 SECRET_KEY_FILE = "secret-key"  # ECSHOP_SECRET_KEY
 
 DEMO_PRODUCTS: list[dict[str, Any]] = [
-    {"sku": "SENCHA-100", "name": "静岡煎茶 Shizuoka Sencha 100g", "price": 1200, "on_hand": 40},
-    {"sku": "MATCHA-30", "name": "宇治抹茶 Uji Matcha 30g", "price": 2400, "on_hand": 25},
-    {"sku": "HOJICHA-80", "name": "ほうじ茶 Roasted Hojicha 80g", "price": 980, "on_hand": 60},
-    {"sku": "GENMAI-200", "name": "玄米茶 Genmaicha 200g", "price": 860, "on_hand": 50},
+    {
+        "sku": "SENCHA-100",
+        "name": "静岡煎茶 Shizuoka Sencha 100g",
+        "price": 1200,
+        "on_hand": 40,
+        "tax_class": "reduced",
+    },
+    {
+        "sku": "MATCHA-30",
+        "name": "宇治抹茶 Uji Matcha 30g",
+        "price": 2400,
+        "on_hand": 25,
+        "tax_class": "reduced",
+    },
+    {
+        "sku": "HOJICHA-80",
+        "name": "ほうじ茶 Roasted Hojicha 80g",
+        "price": 980,
+        "on_hand": 60,
+        "tax_class": "reduced",
+    },
+    {
+        "sku": "GENMAI-200",
+        "name": "玄米茶 Genmaicha 200g",
+        "price": 860,
+        "on_hand": 50,
+        "tax_class": "reduced",
+    },
     {"sku": "YUNOMI-BLUE", "name": "藍染湯呑 Indigo Yunomi Cup", "price": 3200, "on_hand": 12},
     {"sku": "KYUSU-300", "name": "常滑焼急須 Tokoname Kyusu Teapot", "price": 8800, "on_hand": 5},
     {"sku": "CHASEN-80", "name": "茶筅 Bamboo Matcha Whisk", "price": 2900, "on_hand": 20},
@@ -37,6 +61,7 @@ DEMO_PRODUCTS: list[dict[str, Any]] = [
         "name": "和菓子詰め合わせ Wagashi Sweets Box",
         "price": 3600,
         "on_hand": 8,
+        "tax_class": "reduced",  # food: the reduced rate
     },
     {"sku": "SAKURA-TIN", "name": "桜の茶缶 Sakura Tea Caddy", "price": 2500, "on_hand": 15},
     {

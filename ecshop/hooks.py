@@ -34,6 +34,8 @@ FILTERS: dict[str, tuple[str, ...]] = {
     "payment_gateways": (),  # value: {name: Gateway}
     "product_view": (),  # value: the product as the API shows it
     "mail_before_send": (),  # value: a message (ecshop.mail.MESSAGE) or None
+    # value: the mailer, a callable sending one message (raising to have it retried)
+    "mailer": (),
     "checkout_fields": (),  # value: list of checkout form fields (ecshop.pages)
     "storefront_context": ("template",),  # value: a template's context dict
 }

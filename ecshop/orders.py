@@ -1,4 +1,5 @@
-"""The order state machine: every transition is one transaction with an event row.
+"""The order state machine: every transition is one transaction with an event row
+(and, where the buyer is told of it, the mail in the outbox: :mod:`ecshop.outbox`).
 
 Every legal transition is in :data:`MOVES`, named by its cause (docs/architecture.md,
 "Orders"). A captured payment is never dropped, so a payment that arrives for an order
@@ -21,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ecshop.errors import IllegalTransition, InsufficientStock, NotFound
+from ecshop.outbox import enqueue, mail_kind
 from ecshop.store import DuplicateKey, Store, Tx
+from ecshop.tax import render_taxes
 
 PENDING = "pending_payment"
 ACCEPTED = "accepted"
@@ -82,7 +85,7 @@ def may(move: str, status: str) -> bool:
 ORDER_COLUMNS = (
     "number, access_token, status, stock_state, gateway, currency, subtotal, shipping, total, "
     "customer_json, hold_expires_at, payment_id, paid_amount, refunded_amount, version, "
-    "created_at, updated_at"
+    "created_at, updated_at, delivery_json"
 )
 
 
@@ -107,7 +110,7 @@ def load(tx: Tx, number: str, *, lock: bool = False) -> dict[str, Any]:
 
 def lines_of(tx: Tx, number: str) -> list[dict[str, Any]]:
     return tx.query(
-        "SELECT line_no, sku, name, unit_price, qty, line_total FROM order_lines "
+        "SELECT line_no, sku, name, unit_price, qty, line_total, tax_class FROM order_lines "
         "WHERE order_number = ? ORDER BY line_no",
         (number,),
     )
@@ -122,6 +125,14 @@ def fees_of(tx: Tx, number: str) -> list[dict[str, Any]]:
             (number,),
         )
     ]
+
+
+def taxes_of(tx: Tx, number: str) -> list[dict[str, Any]]:
+    """The order's tax lines (:mod:`ecshop.tax`), highest rate first."""
+    return render_taxes(tx.query(
+        "SELECT tax_class, rate, amount, tax FROM order_taxes WHERE order_number = ? "
+        "ORDER BY rate DESC, tax_class", (number,),
+    ))  # fmt: skip
 
 
 def stock_lines(tx: Tx, number: str) -> list[tuple[str, int]]:
@@ -157,11 +168,14 @@ def _set(tx: Tx, row: dict[str, Any], status: str, stock_state: str, extra: dict
 class OrderService:
     """Transitions of orders, with the stock engine kept in step."""
 
-    def __init__(self, store: Store, stock: Any, hooks: Any, *, hold_ttl: int) -> None:
+    def __init__(self, store: Store, stock: Any, hooks: Any, *, hold_ttl: int,
+                 mail: bool = False) -> None:  # fmt: skip
+        """``mail``: write the buyer's mail of each change to the outbox (ecshop.outbox)."""
         self.store = store
         self.stock = stock
         self.hooks = hooks
         self.hold_ttl = hold_ttl
+        self.mail = mail
 
     # -- the one transition primitive ---------------------------------------------------
     def transition(
@@ -174,9 +188,11 @@ class OrderService:
         stock_op: Callable[[Tx, dict[str, Any]], str] | None = None,
         extra: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
+        mail_data: dict[str, Any] | None = None,
     ) -> Change:
         """Make the move ``move`` (a key of :data:`MOVES`) in one transaction with its
-        event row.
+        event row and the buyer's mail about it (:func:`ecshop.outbox.mail_kind`, with
+        ``mail_data`` for its template).
 
         ``stock_op(tx, order)`` runs inside the transaction and returns the new
         ``stock_state``. Raises :class:`IllegalTransition` when the move is not legal
@@ -194,10 +210,17 @@ class OrderService:
             stock_state = stock_op(tx, row) if stock_op else row["stock_state"]
             _set(tx, row, to_status, stock_state, extra or {})
             order = load(tx, number)
+            self._mail(tx, mail_kind(move, current), order, mail_data)
             # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
         self._announce(current, to_status, order)
         return Change(number, current, to_status, order)
+
+    def _mail(self, tx: Tx, kind: str | None, order: dict[str, Any],
+              data: dict[str, Any] | None) -> None:  # fmt: skip
+        """The buyer's mail about this change, in its transaction (when mail is on)."""
+        if self.mail and kind:
+            enqueue(tx, kind, order, data)
 
     def _announce(self, old: str, status: str, order: dict[str, Any]) -> None:
         """After the commit: the status's own action, then ``order_status_changed``."""
@@ -295,14 +318,16 @@ class OrderService:
         ``admin_cancel``); held or unshipped units come back."""
         return self.transition(number, move, actor=actor, reason=reason, stock_op=self._release)
 
-    def accept_offline(self, number: str, *, actor: str) -> Change:
+    def accept_offline(self, number: str, *, actor: str, instructions: str | None = None) -> Change:
         """An offline payment method (cash on delivery, bank transfer) takes the order.
 
         Its stock stays held until the admin marks it paid or its pay window (the hold's
-        expiry, set at checkout) ends."""
+        expiry, set at checkout) ends. The buyer's order mail carries the method's
+        ``instructions`` (where to transfer the money)."""
         return self.transition(
-            number, "accept_offline", actor=actor, reason="offline payment method"
-        )
+            number, "accept_offline", actor=actor, reason="offline payment method",
+            mail_data={"instructions": instructions} if instructions else None,
+        )  # fmt: skip
 
     def ship(self, number: str, *, actor: str) -> Change:
         return self.transition(number, "ship", actor=actor, reason="shipped", stock_op=self._ship)
@@ -338,6 +363,9 @@ class OrderService:
             stock_state = self._release(tx, row) if full else row["stock_state"]
             _set(tx, row, to_status, stock_state, {"refunded_amount": refunded})
             order = load(tx, number)
+            # NOTE: unsettled (an admin's cancel of a paid order), the cancellation's own
+            # mail tells the buyer about the money.
+            self._mail(tx, "refunded" if settle else None, order, {"refund": amount})
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
         self.hooks.do_action("refund_made", amount, order)
         if not full:

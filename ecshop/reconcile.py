@@ -10,7 +10,8 @@ One pass (``ecshop reconcile --once``, or the loop inside ``ecshop serve``):
    answered for ``unreachable_after`` seconds past the hold's end the order is flagged
    for the admin (and its stock released only where the owner accepts that risk);
 3. release engine holds no order owns (a checkout died between hold and commit), and
-   sweep expired holds in the stock engine.
+   sweep expired holds in the stock engine;
+4. send the outbox's mail that is due (:mod:`ecshop.outbox`), when the shop sends mail.
 
 Only one reconciler runs at a time across workers and hosts: it holds a lease row in
 the database, renewed each pass.
@@ -55,6 +56,8 @@ class ReconcileReport:
     orphans: int = 0
     #: orders whose gateway has not answered for too long past their hold's end
     unreachable: int = 0
+    #: outbox mail sent in this pass
+    mailed: int = 0
 
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
@@ -121,7 +124,7 @@ def _paged(
 class Reconciler:
     def __init__(self, store: Store, stock: Any, orders: OrderService, payments: PaymentService,
                  gateways: dict[str, Any], *, grace: float, unreachable_after: float = 86400.0,
-                 release_unreachable: bool = False) -> None:  # fmt: skip
+                 release_unreachable: bool = False, mail: Any = None) -> None:  # fmt: skip
         self.store = store
         self.stock = stock
         self.orders = orders
@@ -130,6 +133,7 @@ class Reconciler:
         self.grace = grace
         self.unreachable_after = unreachable_after
         self.release_unreachable = release_unreachable
+        self.mail = mail  # the outbox's MailSender (None: the shop sends no mail)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
     def run_once(
@@ -170,6 +174,8 @@ class Reconciler:
             return report
         self._release_orphans(report)
         report.swept = int(self.stock.sweep() or 0)
+        if self.mail is not None:  # last: this pass's own changes have mail too
+            report.mailed = self.mail.send_due().sent
         return report
 
     def _release_orphans(self, report: ReconcileReport) -> None:
@@ -342,7 +348,7 @@ class Reconciler:
                             not stop.is_set() and acquire_lease(self.store, LEASE, self.holder, ttl)
                         )
                     )
-                    if report.checked or report.replayed:
+                    if report.checked or report.replayed or report.mailed:
                         log.info("reconcile: %s", report)
             except Exception:  # keep the loop alive whatever one pass hits
                 log.exception("reconcile pass failed")

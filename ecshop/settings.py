@@ -18,7 +18,7 @@ the environment variable (never a secret's value), and the plugin does not run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,6 +51,8 @@ class Setting:
         help: one line for ``ecshop plugins``.
         choices: the allowed values of a ``choice``.
         minimum, maximum: bounds of an ``int`` or ``float``.
+        parse: a further check and conversion of the typed value (a list of zones
+            from a ``str``, say), raising ``ValueError`` that says what it must be.
     """
 
     name: str
@@ -63,6 +65,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     minimum: float | None = None
     maximum: float | None = None
+    parse: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         kind = _PY_TYPES.get(self.type, self.type)
@@ -88,6 +91,11 @@ class Setting:
             raise SettingValueError(f"must be at least {_plain(self.minimum)}")
         if self.maximum is not None and value > self.maximum:
             raise SettingValueError(f"must be at most {_plain(self.maximum)}")
+        if self.parse is not None:
+            try:
+                value = self.parse(value)
+            except ValueError as exc:
+                raise SettingValueError(str(exc)) from None
         return value
 
     def describe_type(self) -> str:

@@ -48,7 +48,8 @@ def test_create_list_get_product(client):
     assert listed.json["next_after"] is None
     [item] = listed.json["items"]
     assert item == {"sku": "TEA-1", "name": "Sencha", "description": "green", "price": 1200,
-                    "currency": "JPY", "active": True, "max_per_order": None, "available": 7}  # fmt: skip
+                    "currency": "JPY", "active": True, "max_per_order": None, "available": 7,
+                    "tax_class": "standard"}  # fmt: skip
     assert client.simulate_get("/api/v1/products/TEA-1").json["available"] == 7
 
 

@@ -53,6 +53,7 @@ def test_info_masks_every_password(tmp_path):
     env = {
         "ECSHOP_DATABASE_URL": f"mysql://shop:p@ss@127.0.0.1:{closed}/shop",
         "ECSHOP_REDIS_URL": f"redis://:s3cr@t@127.0.0.1:{closed}/0",
+        "ECSHOP_SMTP_URL": "smtp://shop:m41l-p4ss@mail.example.com:587?starttls=1",
     }
     run = ecshop("info", env=env, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -61,6 +62,8 @@ def test_info_masks_every_password(tmp_path):
     assert f"redis at redis://:***@127.0.0.1:{closed}/0" in out
     assert "unreachable" in out
     assert "p@ss" not in out and "s3cr@t" not in out
+    assert "mail: smtp://shop:***@mail.example.com:587?starttls=1" in out
+    assert "m41l-p4ss" not in out
 
 
 def test_info_masks_query_string_and_tls_passwords(tmp_path):

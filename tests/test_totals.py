@@ -108,15 +108,12 @@ def test_garbage_from_a_filter_is_an_internal_error_naming_the_plugin(returned):
 
 def test_the_built_in_shipping_fee_sets_shipping_only():
     hooks = HookRegistry()
-    hooks.add_filter("cart_totals", shipping_fee.shipping_filter(FEE, FREE_OVER))
+    hooks.add_filter("cart_totals", shipping_fee.shipping_filter(500, 5000))
     hooks.add_filter("cart_totals", lambda t: add_fee(t, "Fee", 200), 20, accepted_args=1)
     small = compute(hooks, CART, 1000, "JPY")
-    assert (small.shipping, small.total) == (FEE, 1000 + FEE + 200)
-    assert compute(hooks, CART, FREE_OVER, "JPY").shipping == 0
+    assert (small.shipping, small.total) == (500, 1000 + 500 + 200)
+    assert compute(hooks, CART, 5000, "JPY").shipping == 0
 
-
-# the built-in shipping fee's defaults
-FEE, FREE_OVER = (s.default for s in shipping_fee.SETTINGS)
 
 FEE_PLUGIN = """
 from ecshop.totals import add_fee
@@ -147,7 +144,7 @@ def test_fee_lines_are_stored_with_the_order_and_replayed(db_url, tmp_path):
                 "gateway": "cod"}  # fmt: skip
         placed = shop.checkout.place(body, gateways=shop.gateways, idempotency_key="k1")
         order = placed.order
-        assert order["total"] == 2000 + FEE + 330 - 100
+        assert order["total"] == 2000 + 500 + 330 - 100
         with shop.store.read() as tx:
             stored = fees_of(tx, order["number"])
         assert (

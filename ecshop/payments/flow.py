@@ -95,7 +95,8 @@ class PaymentFlow:
         test_mode = bool(getattr(gateway, "test_mode", False))
         if getattr(start, "offline", False):
             if order["status"] == PENDING:
-                self.orders.accept_offline(order["number"], actor=f"gateway:{order['gateway']}")
+                self.orders.accept_offline(order["number"], actor=f"gateway:{order['gateway']}",
+                                           instructions=getattr(start, "instructions", None))  # fmt: skip
             return {
                 "offline": True,
                 "instructions": getattr(start, "instructions", None),

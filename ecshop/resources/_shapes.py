@@ -25,10 +25,17 @@ PRODUCT = shape(
     currency=STR,
     active=BOOL,
     max_per_order={"type": ["integer", "null"]},
+    tax_class=STR,
 )
 PRODUCT_VIEW: Schema = {**PRODUCT, "properties": {**PRODUCT["properties"], "available": INT}}
 
-LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT)
+LINE = shape(sku=STR, name=STR, unit_price=INT, qty=INT, line_total=INT, tax_class=STR)
+#: The consumption tax an order's tax-inclusive prices contain, per rate: ``amount``
+#: (tax included) was taxed at ``rate`` percent and contains ``tax`` (ecshop.tax).
+TAX = shape(tax_class=STR, rate=INT, amount=INT, tax=INT)
+#: The buyer's delivery choice, or null.
+DELIVERY: Schema = {"type": ["object", "null"],
+                    "properties": {"date": STR, "slot": STR}}  # fmt: skip
 #: A fee line a plugin added (``amount`` < 0 is a discount); total = subtotal +
 #: shipping + the fee lines' amounts.
 FEE = shape(name=STR, amount=INT, taxable=BOOL)
@@ -36,8 +43,15 @@ ORDER = shape(
     number=STR, status={"type": "string", "enum": list(STATUSES)}, gateway=STR, currency=STR,
     subtotal=INT, shipping=INT, total=INT, paid_amount=INT, refunded_amount=INT,
     expires_at=STR_OR_NULL, created_at=STR_OR_NULL, lines={"type": "array", "items": LINE},
-    fees={"type": "array", "items": FEE},
+    fees={"type": "array", "items": FEE}, taxes={"type": "array", "items": TAX},
+    delivery=DELIVERY,
 )  # fmt: skip
+QUOTE = shape(
+    currency=STR, subtotal=INT, shipping=INT, total=INT, fees={"type": "array", "items": FEE},
+    taxes={"type": "array", "items": TAX}, lines={"type": "array", "items": LINE},
+)  # fmt: skip
+DELIVERY_OPTIONS = shape(dates={"type": "array", "items": STR},
+                         slots={"type": "array", "items": STR})  # fmt: skip
 PLACED: Schema = {
     **ORDER,
     "required": [*ORDER["required"], "access_token", "payment"],
@@ -45,7 +59,15 @@ PLACED: Schema = {
 }
 ORDER_DETAIL: Schema = {
     **ORDER,
-    "required": [*ORDER["required"], "customer", "payment_id", "events", "payments", "attention"],
+    "required": [
+        *ORDER["required"],
+        "customer",
+        "payment_id",
+        "events",
+        "payments",
+        "attention",
+        "mail",
+    ],
     "properties": {
         **ORDER["properties"],
         "customer": {"type": "object"},
@@ -53,6 +75,8 @@ ORDER_DETAIL: Schema = {
         "payment_id": STR_OR_NULL,
         "events": {"type": "array", "items": {"type": "object"}},
         "payments": {"type": "array", "items": {"type": "object"}},
+        # the outbox's rows of this order: kind, recipient, status, attempts, last_error
+        "mail": {"type": "array", "items": {"type": "object"}},
     },
 }
 

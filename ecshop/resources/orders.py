@@ -11,7 +11,16 @@ import falcon
 
 from ecshop.checkout import CART
 from ecshop.errors import BadRequest, IllegalTransition, NotFound
-from ecshop.orders import NEEDS_ATTENTION, PENDING, REFUNDED, STATUSES, fees_of, lines_of, load
+from ecshop.orders import (
+    NEEDS_ATTENTION,
+    PENDING,
+    REFUNDED,
+    STATUSES,
+    fees_of,
+    lines_of,
+    load,
+    taxes_of,
+)
 from ecshop.reconcile import UNREACHABLE
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
 from ecshop.resources._http import send_json
@@ -39,9 +48,11 @@ def iso(ts: float | None) -> str | None:
 
 
 def render_order(
-    order: dict[str, Any], lines: list[dict[str, Any]], fees: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """An order as the API shows it: its product lines, fee lines and totals."""
+    order: dict[str, Any], lines: list[dict[str, Any]], fees: list[dict[str, Any]],
+    taxes: list[dict[str, Any]],
+) -> dict[str, Any]:  # fmt: skip
+    """An order as the API shows it: its product lines, fee lines, totals, the tax
+    contained per rate, and the delivery choice."""
     return {
         "number": order["number"],
         "status": order["status"],
@@ -61,6 +72,7 @@ def render_order(
                 "unit_price": int(ln["unit_price"]),
                 "qty": int(ln["qty"]),
                 "line_total": int(ln["line_total"]),
+                "tax_class": str(ln.get("tax_class") or "standard"),
             }
             for ln in lines
         ],
@@ -68,13 +80,15 @@ def render_order(
             {"name": f["name"], "amount": int(f["amount"]), "taxable": bool(f["taxable"])}
             for f in fees
         ],
+        "taxes": taxes,
+        "delivery": json.loads(order.get("delivery_json") or "null"),
     }
 
 
 def view_of(tx: Tx, order: dict[str, Any]) -> dict[str, Any]:
     """:func:`render_order` with the order's lines and fee lines read in ``tx``."""
     number = order["number"]
-    return render_order(order, lines_of(tx, number), fees_of(tx, number))
+    return render_order(order, lines_of(tx, number), fees_of(tx, number), taxes_of(tx, number))
 
 
 def authorized_order(shop: Any, req: falcon.Request, number: str) -> dict[str, Any]:
@@ -118,7 +132,7 @@ class Checkout:
             unavailable=self.shop.plugins.unavailable,
         )
         order = result.order
-        view = render_order(order, result.lines, result.fees)
+        view = render_order(order, result.lines, result.fees, result.taxes)
         view["access_token"] = order["access_token"]
         payment = self.shop.flow.start(order, result.lines)
         view["status"] = payment.pop("status", order["status"])
@@ -215,7 +229,7 @@ class AdminOrderItem:
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER_DETAIL, "the order"),))
     def on_get(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
-        """One order with its lines, events and payment journal."""
+        """One order with its lines, events, payment journal and the buyer's mail."""
         with self.shop.store.read() as tx:
             order = load(tx, number)
             view = view_of(tx, order)
@@ -228,6 +242,12 @@ class AdminOrderItem:
                     "WHERE order_number = ? ORDER BY id", (number,))
             ]  # fmt: skip
             view["attention"] = attention(order, view["events"])
+            view["mail"] = [
+                {**m, "created_at": iso(m["created_at"]), "sent_at": iso(m["sent_at"])}
+                for m in tx.query(
+                    "SELECT kind, recipient, status, attempts, last_error, created_at, sent_at "
+                    "FROM outbox WHERE order_number = ? ORDER BY id", (number,))
+            ]  # fmt: skip
             view["payments"] = [
                 {**p, "received_at": iso(p["received_at"]), "applied_at": iso(p["applied_at"])}
                 for p in tx.query(

@@ -81,6 +81,7 @@ class AdminProductList:
             self.shop.stock,
             data,
             currency=self.shop.config.currency,
+            tax_classes=dict(self.shop.config.tax_rates),
             actor="admin",
         )
         resp.location = f"/api/v1/products/{row['sku']}"
@@ -104,7 +105,8 @@ class AdminProductItem:
     def on_put(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Change name, description, price or active."""
         data = req.context.body
-        row = catalog.update_product(self.shop.store, sku, data, currency=self.shop.config.currency)
+        row = catalog.update_product(self.shop.store, sku, data, currency=self.shop.config.currency,
+                                     tax_classes=dict(self.shop.config.tax_rates))  # fmt: skip
         send_json(resp, catalog.render(row))
 
     @declare(params=SKU_PATH, answers=(Answer(204, "archived"),))

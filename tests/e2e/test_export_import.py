@@ -44,7 +44,8 @@ def busy_shop(make_stack, tmp_path):
     plugins = tmp_path / "fee-plugins"
     plugins.mkdir()
     (plugins / "wrapping.py").write_text(FEE_PLUGIN)
-    stack = make_stack("embedded", ECSHOP_PLUGINS_DIR=str(plugins))
+    stack = make_stack("embedded", ECSHOP_PLUGINS_DIR=str(plugins),
+                       ECSHOP_MAIL_DIR=str(tmp_path / "mail"))  # fmt: skip
     stack.add_product("TEA", 1200, 50)
     stack.add_product("MUG", 800, 20)
     paid = stack.checkout([("TEA", 2), ("MUG", 1)]).json()
@@ -67,7 +68,8 @@ def test_embedded_shop_moves_to_mariadb_and_redis_whole(make_stack, tmp_path, my
     assert done.returncode == 0, done.stdout + done.stderr
     source, target = table_rows(stack.store_url), table_rows(mysql_url)
     assert source == target and len(target["orders"]) == 3 and len(target["payments_journal"]) == 2
-    assert len(target["order_fees"]) == 3
+    assert len(target["order_fees"]) == 3 and len(target["order_taxes"]) == 3
+    assert len(target["outbox"]) == 1  # the paid order's mail, not yet sent
     audit = ecshop("stock", "audit", ECSHOP_DATABASE_URL=mysql_url, ECSHOP_REDIS_URL=redis_url)
     assert audit.returncode == 0, audit.stdout + audit.stderr
 
@@ -197,6 +199,12 @@ FORGED = [  # (table, row, column, value, what the one-line error must name)
     ("order_fees", 1, "taxable", 2, "taxable"),
     ("order_fees", 1, "amount", "250", "amount"),
     ("order_fees", 1, "order_number", "no-such-order", "order_number"),
+    ("products", 1, "tax_class", "Luxury!", "tax_class"),
+    ("order_taxes", 1, "rate", 101, "rate"),
+    ("order_taxes", 1, "tax", 10**9, "tax"),
+    ("orders", 1, "delivery_json", '{"slot": 5}', "delivery_json"),
+    ("outbox", 1, "status", "lost", "status"),
+    ("outbox", 1, "order_number", "no-such-order", "order_number"),
 ]
 
 
