@@ -226,3 +226,33 @@ def test_an_order_whose_gateway_is_gone_is_flagged_past_the_bound(shop):
     assert (report.unreachable, report.expired) == (1, 0)
     assert [r["reason"] for r in attention_events(shop, "G1")] == [
         "gateway_unreachable: gateway gone is not live"]  # fmt: skip
+
+
+def test_a_capture_already_recorded_under_another_event_id_is_not_applied_again(shop):
+    """The return page's status answer and the webhook name one capture under two event
+    ids. Once the order was paid, refunded and cancelled, the late webhook must not
+    mark it paid again and re-take stock for money already given back; a capture with
+    another payment id is still never dropped."""
+    from ecshop import catalog
+    from ecshop.payments.base import PaymentEvent
+
+    catalog.create_product(shop.store, shop.stock, {"sku": "MUG", "name": "Mug", "price": 800,
+                           "on_hand": 2}, currency="JPY", actor="test")  # fmt: skip
+    body = {"lines": [{"sku": "MUG", "qty": 1}], "customer": {"email": "a@example.com"},
+            "gateway": "quiet"}  # fmt: skip
+    order = shop.checkout.place(body, gateways=shop.gateways, idempotency_key=None).order
+    number, total = order["number"], order["total"]
+
+    def capture(event_id: str, payment_id: str) -> str:
+        event = PaymentEvent(event_id, "payment.succeeded", number, total, "JPY", payment_id,
+                             int(time.time()))  # fmt: skip
+        return shop.payments.receive("quiet", event)
+
+    assert capture(f"status:{number}:succeeded", "pay_1") == "paid"
+    shop.orders.record_refund(number, total, gateway="quiet", refund_id="re_1", origin="shop",
+                              actor="admin", reason="refund", settle=False)  # fmt: skip
+    shop.orders.cancel(number, move="admin_cancel", actor="admin", reason="cancel")
+    assert capture("evt_webhook", "pay_1") == "ignored:already_paid"
+    assert statuses(shop)[number] == "cancelled"
+    assert shop.stock.levels(["MUG"])["MUG"].available == 2
+    assert capture("evt_second", "pay_2") == "paid"  # another capture: never dropped

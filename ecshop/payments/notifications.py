@@ -66,6 +66,15 @@ def check_against_order(event: Any, order: Mapping[str, Any]) -> None:
         raise SignatureError(f"refund amount {event.amount} is not within the order total")
 
 
+def _same_capture(order: Mapping[str, Any], event: Any) -> bool:
+    """True when the order already recorded this capture (a second capture, with
+    another payment id, is money that must not be dropped)."""
+    if not int(order["paid_amount"] or 0):
+        return False
+    recorded, reported = order["payment_id"], getattr(event, "payment_id", None)
+    return recorded is None or reported is None or recorded == reported
+
+
 def _refund_id(event: Any) -> str | None:
     value = getattr(event, "refund_id", None)
     return str(value)[:191] if value else None
@@ -166,11 +175,17 @@ class PaymentService:
     def _apply(self, gateway: str, event: Any, *, actor: str) -> str:
         number = str(event.order)
         with self.store.read() as tx:
-            status = load(tx, number)["status"]
+            order = load(tx, number)
+        status = order["status"]
         try:
             if event.type == SUCCEEDED:
                 if not may("capture", status):
                     return f"ignored:{status}"
+                if _same_capture(order, event):
+                    # NOTE: the status answer and the webhook name one capture under two
+                    # event ids; the order was paid (and maybe refunded and cancelled)
+                    # since. Applying it again would re-take stock for refunded money.
+                    return "ignored:already_paid"
                 change = self.orders.mark_paid(
                     number, amount=int(event.amount), payment_id=event.payment_id, actor=actor,
                     reason=f"{event.type} {event.id}",
