@@ -24,7 +24,18 @@ from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
-from ecshop.resources import errors, orders, payments, products, service, static, storefront
+from ecshop.render import Renderer
+from ecshop.resources import (
+    checkout_pages,
+    errors,
+    orders,
+    payments,
+    products,
+    service,
+    static,
+    storefront,
+)
+from ecshop.resources._page import PageSessions, render
 from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
@@ -34,6 +45,7 @@ from ecshop.resources.middleware import (
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
+from ecshop.sessions import SessionStore
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
@@ -147,6 +159,42 @@ class ShopApp(falcon.App):
         super().add_route(uri_template, resource, **kwargs)
 
 
+def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
+    """The storefront's HTML pages (docs/architecture.md, "Pages")."""
+    app.add_route("/", storefront.Catalog(shop, renderer))
+    app.add_route("/products/{sku}", storefront.Product(shop, renderer))
+    app.add_route("/lang/{code}", storefront.Language())
+    cart = storefront.Cart(shop, renderer)
+    app.add_route("/cart", cart)
+    app.add_route("/cart/add", cart, suffix="add")
+    app.add_route("/cart/update", cart, suffix="update")
+    app.add_route("/checkout", checkout_pages.CheckoutForm(shop, renderer))
+    review = checkout_pages.Review(shop, renderer)
+    app.add_route("/checkout/review", review)
+    app.add_route("/checkout/place", review, suffix="place")
+    app.add_route("/orders/{number}", checkout_pages.OrderPage(shop, renderer))
+
+
+TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Page not found",
+          409: "Not possible right now", 429: "Too many requests", 503: "The shop is closed for a moment"}  # fmt: skip
+
+
+def error_page(renderer: Renderer) -> errors.PageWriter:
+    """Writes the HTML error page a browser gets."""
+
+    def write(
+        req: falcon.Request, resp: falcon.Response, status: int, body: dict[str, Any]
+    ) -> None:
+        title = TITLES.get(status, "Something went wrong")
+        lang = storefront.page_language(req)
+        render(renderer, req, resp, "error.html", {
+            "status": status, "code": body.get("code", ""), "message": body.get("message", ""),
+            "title": renderer.gettext(lang, title), "request_id": body.get("request_id", ""),
+            "retry_after": resp.get_header("Retry-After")}, status)  # fmt: skip
+
+    return write
+
+
 def create_app(config: Config | None = None, *, shop: Shop | None = None) -> ShopApp:
     """Build the WSGI app. With no arguments, configuration comes from the environment."""
     if shop is None:
@@ -159,6 +207,10 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     published = WorkerCounters(
         shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
     )
+    assets = static.StaticFiles()
+    renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url)
+    sessions = SessionStore(shop.store, shop.config.secret_key, shop.config.session_ttl)
+    shop.extras["sessions"] = sessions
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
@@ -166,14 +218,17 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
+            PageSessions(
+                sessions,
+                https=shop.config.base_url.startswith("https:"),
+                max_body=shop.config.max_body,
+            ),
             limiter,
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
-    errors.install(app)
-
-    assets = static.StaticFiles()
-    app.add_route("/", storefront.Storefront(shop, assets))
+    errors.install(app, error_page(renderer))
+    _add_pages(app, shop, renderer)
     app.add_route("/static/{name}", assets)
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
@@ -181,7 +236,9 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.add_route("/api/v1/orders/{number}", orders.OrderStatus(shop))
     app.add_route("/api/v1/orders/{number}/cancel", orders.OrderCancel(shop))
     app.add_route("/payments/{gateway}/notify", payments.Notify(shop))
-    app.add_route("/payments/{gateway}/return", payments.Return(shop))
+    app.add_route(
+        "/payments/{gateway}/return", payments.Return(shop, storefront.PageResource(shop, renderer))
+    )
 
     app.add_route("/api/v1/admin/products", products.AdminProductList(shop))
     app.add_route("/api/v1/admin/products/{sku}", products.AdminProductItem(shop))

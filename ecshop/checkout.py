@@ -260,6 +260,21 @@ class CheckoutService:
         self.hooks.do_action("order_created", result.order)
         return result
 
+    def quote(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], Totals]:
+        """The lines and totals ``body`` would be placed with (the same prices, caps,
+        validation and ``cart_totals`` filters as :meth:`place`), holding no stock.
+
+        Raises:
+            ValidationError / NotFound: as :meth:`place`.
+        """
+        cart = parse_cart(body)
+        self._check_caps(cart.lines)
+        with self.store.read() as tx:
+            rows = self._ask_prices(tx, cart.lines)()
+        priced = self._priced(rows, cart.lines)
+        self._check_product_caps(priced)
+        return priced, self._totals(priced, cart.customer, cart.gateway)
+
     def _totals(
         self, priced: list[dict[str, Any]], customer: dict[str, Any], gateway: str
     ) -> Totals:
