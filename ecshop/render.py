@@ -73,7 +73,7 @@ class Renderer:
     def _env(self, loader: jinja2.BaseLoader, lang: str, static_url: Any) -> jinja2.Environment:
         env = jinja2.Environment(
             loader=loader, autoescape=True, extensions=["jinja2.ext.i18n"],
-            trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True,
         )  # fmt: skip
         env.install_gettext_translations(self.translations[lang], newstyle=True)  # type: ignore[attr-defined]
         env.filters["money"] = format_money

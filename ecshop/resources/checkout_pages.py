@@ -129,9 +129,10 @@ class Review(PageResource):
                                               idempotency_key=key,
                                               unavailable=self.shop.plugins.unavailable)  # fmt: skip
         except InsufficientStock as exc:
-            session.flash(self.tr(req, "Sorry, %(sku)s sold out while you were checking out; "
-                                  "please check your cart.", sku=exc.details.get("sku", "")),
-                          "warning")  # fmt: skip
+            sku = str(exc.details.get("sku", ""))
+            name = carts.products(self.shop.store, [sku]).get(sku, {}).get("name", sku)
+            session.flash(self.tr(req, "Sorry, %(name)s sold out while you were checking out; "
+                                  "please check your cart.", name=name), "warning")  # fmt: skip
             see_other(resp, "/cart")
             return
         payment = self.shop.flow.start(result.order, result.lines)
