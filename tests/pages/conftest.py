@@ -19,7 +19,10 @@ from ecshop.store import open_store
 
 TOKEN = "a" * 32
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
-BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8", "Accept-Language": "en-US,en;q=0.9"}
+BROWSER = {
+    "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.9",
+}
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
 

@@ -104,7 +104,9 @@ def test_a_form_post_without_the_csrf_token_is_refused(shop):
     forged = shopper.post("/cart/add", {"sku": "TEA", "qty": 1, "csrf_token": "0" * 64}, csrf=False)
     assert forged.status_code == 403
     stranger = shop.shopper()  # no session at all
-    assert stranger.post("/cart/add", {"sku": "TEA", "csrf_token": "x"}, csrf=False).status_code == 403
+    assert (
+        stranger.post("/cart/add", {"sku": "TEA", "csrf_token": "x"}, csrf=False).status_code == 403
+    )
     assert "ecshop_session" not in stranger.cookies  # a refused request leaves no session
     assert 'data-sku="TEA"' not in shopper.get("/cart").text
 
@@ -170,8 +172,12 @@ def test_placing_twice_with_one_key_makes_one_order(shop):
     shopper = shop.shopper()
     review = buy_until_review(shopper, [("TEA", 2)])
     key, token = review_key(review), shopper.csrf()
-    first = shopper.post("/checkout/place", {"idempotency_key": key, "csrf_token": token}, csrf=False)
-    second = shopper.post("/checkout/place", {"idempotency_key": key, "csrf_token": token}, csrf=False)
+    first = shopper.post(
+        "/checkout/place", {"idempotency_key": key, "csrf_token": token}, csrf=False
+    )
+    second = shopper.post(
+        "/checkout/place", {"idempotency_key": key, "csrf_token": token}, csrf=False
+    )
     assert first.status_code == second.status_code == 303
     assert first.headers["location"] == second.headers["location"]
     assert len(shop.orders()) == 1
@@ -200,7 +206,9 @@ def test_order_page_needs_its_token(shop):
     shop.add_product("TEA", 1200, 5)
     shopper = shop.shopper()
     review = buy_until_review(shopper, [("TEA", 1)])
-    link = shopper.post("/checkout/place", {"idempotency_key": review_key(review)}).headers["location"]
+    link = shopper.post("/checkout/place", {"idempotency_key": review_key(review)}).headers[
+        "location"
+    ]
     assert shop.shopper().get(link).status_code == 200
     wrong = shop.shopper().get(link.split("?")[0] + "?token=nope")
     assert wrong.status_code == 404 and "Page not found" in wrong.text
@@ -233,7 +241,9 @@ def test_maintenance_is_a_503_page_with_the_message(shop):
         "on": True, "message": "Moving to a new server"}).status_code == 200  # fmt: skip
     page = shop.shopper().get("/")
     assert page.status_code == 503 and page.headers["Retry-After"]
-    assert "Moving to a new server" in page.text and page.headers["Content-Type"].startswith("text/html")
+    assert "Moving to a new server" in page.text and page.headers["Content-Type"].startswith(
+        "text/html"
+    )
     api = shop.client.simulate_get("/api/v1/products")
     assert api.status_code == 503 and api.json["error"]["code"] == "maintenance"
 
