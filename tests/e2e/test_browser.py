@@ -317,3 +317,18 @@ def test_decline_on_hosted_page_cancels_and_gives_stock_back(make_stack, browser
     assert (levels["available"], levels["held"], levels["sold_unshipped"]) == (5, 0, 0)
     browser.get(f"{stack.shop.url}/")
     assert "5 left" in browser.find_element(By.CSS_SELECTOR, 'li.product[data-sku="TEA"]').text
+
+
+def test_the_language_link_switches_the_pages_to_japanese(make_stack, browser):
+    stack = _shop(make_stack)
+    browser.get(f"{stack.shop.url}/products/TEA")
+    browser.find_element(By.CSS_SELECTOR, 'a.lang[hreflang="ja"]').click()
+    assert wait_for(lambda: browser.current_url.endswith("/products/TEA"))
+    assert browser.find_element(By.CSS_SELECTOR, "form.add button").text == "カートに入れる"
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
+    browser.find_element(By.CSS_SELECTOR, "form.add button").click()
+    assert wait_for(lambda: browser.current_url.endswith("/cart"))
+    assert "Green teaをカートに入れました。" in _flash(browser)
+    browser.find_element(By.ID, "to-checkout").click()
+    assert browser.find_element(By.TAG_NAME, "h1").text == "ご購入手続き"
+    _page(browser, "11-checkout-ja")
