@@ -259,3 +259,42 @@ def test_a_theme_overrides_templates_and_the_context_filter_applies(make_shop, t
     shopper = shop.shopper()
     assert '<p id="themed">0 items</p>' in shopper.get("/cart").text
     assert ">Ocha-ya</a>" in shopper.get("/").text
+
+
+class FormGateway:
+    """A gateway whose provider takes a posted form (as FormPay does)."""
+
+    title = "Form pay"
+    test_mode = False
+
+    def hold_seconds(self):
+        return None
+
+    def start_payment(self, order, *, notify_url, return_url):
+        from ecshop.payments.base import PaymentStart
+
+        return PaymentStart(form_action="https://pay.example/checkout",
+                            form_fields={"order": order.number, "amount": str(order.amount),
+                                         "note": '"><script>alert(1)</script>'})  # fmt: skip
+
+
+def test_a_form_post_gateway_gets_a_hand_off_form_that_works_without_script(shop):
+    shop.app.shop.plugins.gateways["formpay"] = FormGateway()
+    shop.add_product("TEA", 6000, 5)
+    shopper = shop.shopper()
+    review = buy_until_review(shopper, [("TEA", 1)], gateway="formpay")
+    page = shopper.post("/checkout/place", {"idempotency_key": review_key(review)})
+    assert page.status_code == 200
+    tags = parse(page.text)
+    [form] = [attrs for tag, attrs in tags.tags if tag == "form" and attrs.get("id") == "handoff"]
+    assert form["action"] == "https://pay.example/checkout" and form["method"] == "post"
+    hidden = {
+        a["name"]: a["value"] for t, a in tags.tags if t == "input" and a.get("type") == "hidden"
+    }
+    assert hidden["amount"] == "6000" and hidden["note"] == '"><script>alert(1)</script>'
+    assert any(t == "button" and a.get("id") == "continue" for t, a in tags.tags)
+    scripts = [a["src"] for t, a in tags.tags if t == "script"]
+    assert len(scripts) == 1 and scripts[0].startswith("/static/handoff.js?v=")
+    assert "http-equiv" not in page.text and tags.inline == []
+    policy = page.headers["Content-Security-Policy"]
+    assert "form-action 'self' https://pay.example;" in policy and "unsafe-inline" not in policy
