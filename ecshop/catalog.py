@@ -175,8 +175,8 @@ def _like(text: str) -> str:
 def search_products(
     store: Store, *, query: str, limit: int, after: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """A page of live products whose name or SKU holds ``query`` (all when empty), in
-    SKU order after the cursor ``after``, and the next cursor.
+    """A page of live products whose name or SKU holds ``query`` (all when empty; case
+    does not matter), in SKU order after the cursor ``after``, and the next cursor.
 
     The primary key orders and pages the rows; the LIKE filters them while the index is
     walked, so a page costs its own rows plus the ones skipped, never a sort of all.
