@@ -183,10 +183,10 @@ def search_products(
     """
     if not query:
         return list_products(store, limit=limit, after=after)
-    params: list[Any] = [_like(query), _like(query)]
-    where = (
-        "deleted_at IS NULL AND active = 1 AND (name LIKE ? ESCAPE '!' OR sku LIKE ? ESCAPE '!')"
-    )
+    # NOTE: LOWER on both sides: MySQL's binary collation compares case-sensitively.
+    params: list[Any] = [_like(query.lower()), _like(query.lower())]
+    where = ("deleted_at IS NULL AND active = 1 AND "
+             "(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(sku) LIKE ? ESCAPE '!')")  # fmt: skip
     if after:
         where += " AND sku > ?"
         params.append(after)
