@@ -3,8 +3,10 @@ the database (the ``sessions`` table), a CSRF token per session.
 
 The cookie carries ``<id>.<HMAC-SHA256 of the id with ECSHOP_SECRET_KEY>``; the id is
 128 random bits. The row is keyed by the SHA-256 of the id, so a copy of the table opens
-no session. A session holds the cart, the checkout form and one-shot messages, and has a
-``member_id`` column for accounts: logging in will call :meth:`SessionStore.cycle` (a
+no session. The CSRF token is an HMAC of the id too, so a visitor who only browses has a
+cookie and working forms but no row: a session is written once it holds something. A
+session holds the cart, the checkout form and one-shot messages, and has a ``member_id``
+column for accounts: logging in will call :meth:`SessionStore.cycle` (a
 new id for the same data, as Django's ``cycle_key``) and set the member.
 """
 
@@ -20,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ecshop.store import Store
+from ecshop.errors import Unavailable
+from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.sessions")
 PURPOSE = b"ecshop-session\n"
+CSRF_PURPOSE = b"ecshop-csrf\n"
 #: a session whose expiry is less than this far away is pushed back on use
 REFRESH_AFTER = 3600.0
 #: one new session in this many also deletes the expired ones (an indexed delete)
@@ -108,56 +112,67 @@ class SessionStore:
         return sid if ok else None
 
     # -- rows ----------------------------------------------------------------------------
-    def new(self) -> Session:
-        """A fresh session (saved by :meth:`save` once it matters)."""
-        return Session(secrets.token_hex(16), secrets.token_hex(32), self.clock() + self.ttl)
+    def _csrf(self, session_id: str) -> str:
+        return hmac.new(self._key, CSRF_PURPOSE + session_id.encode(), hashlib.sha256).hexdigest()
+
+    def new(self, session_id: str | None = None) -> Session:
+        """A fresh, empty session (written by :meth:`save` once it holds something)."""
+        sid = session_id or secrets.token_hex(16)
+        return Session(sid, self._csrf(sid), self.clock() + self.ttl)
 
     def load(self, cookie: str | None) -> Session | None:
-        """The live session named by a cookie value, or None."""
+        """The session named by a genuine cookie value (empty when it has no live row),
+        or None for a missing, malformed or forged cookie."""
         sid = self.id_from_cookie(cookie)
         if sid is None:
             return None
         with self.store.read() as tx:
             row = tx.one(
-                "SELECT csrf_token, member_id, data_json, expires_at FROM sessions "
-                "WHERE id_hash = ?", (_hash(sid),),
-            )  # fmt: skip
+                "SELECT member_id, data_json, expires_at FROM sessions WHERE id_hash = ?",
+                (_hash(sid),),
+            )
         if row is None or float(row["expires_at"]) <= self.clock():
-            return None
-        return Session(sid, row["csrf_token"], float(row["expires_at"]),
+            return self.new(sid)  # never written, or expired: it starts empty
+        return Session(sid, self._csrf(sid), float(row["expires_at"]),
                        json.loads(row["data_json"]), row["member_id"], new=False)  # fmt: skip
 
     def needs_save(self, session: Session) -> bool:
-        return (
-            session.new
-            or session.dirty
-            or session.expires_at - self.clock() < self.ttl - REFRESH_AFTER
-        )
+        """A session is written when it changed, or now and then to push its expiry
+        back; an empty new one never is."""
+        if session.new:
+            return session.dirty
+        return session.dirty or session.expires_at - self.clock() < self.ttl - REFRESH_AFTER
 
     def save(self, session: Session) -> None:
-        """Write the session (insert a new one, else update it) and push its expiry back."""
+        """Write the session and push its expiry back (a row left by an expired session
+        of the same id is reused)."""
         now = self.clock()
         session.expires_at = now + self.ttl
         data = json.dumps(session.data, ensure_ascii=False, separators=(",", ":"))
+        values = (data, session.member_id, now, session.expires_at, _hash(session.id))
         with self.store.tx() as tx:
-            if session.new:
-                tx.execute(
-                    "INSERT INTO sessions (id_hash, csrf_token, member_id, data_json, created_at, "
-                    "updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (_hash(session.id), session.csrf_token, session.member_id, data, now, now,
-                     session.expires_at),
-                )  # fmt: skip
-            else:
-                tx.execute(
-                    "UPDATE sessions SET data_json = ?, member_id = ?, updated_at = ?, "
-                    "expires_at = ? WHERE id_hash = ?",
-                    (data, session.member_id, now, session.expires_at, _hash(session.id)),
-                )
+            changed = tx.execute(
+                "UPDATE sessions SET data_json = ?, member_id = ?, updated_at = ?, "
+                "expires_at = ? WHERE id_hash = ?", values,
+            )  # fmt: skip
+            if not changed:
+                self._insert(tx, session, data, now)
         if session.new:
             self._created += 1
             if self._created % SWEEP_EVERY == 0:
                 self.sweep()
         session.new = session.dirty = False
+
+    def _insert(self, tx: Any, session: Session, data: str, now: float) -> None:
+        try:
+            tx.execute(
+                "INSERT INTO sessions (id_hash, csrf_token, member_id, data_json, created_at, "
+                "updated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (_hash(session.id), session.csrf_token, session.member_id, data, now, now,
+                 session.expires_at),
+            )  # fmt: skip
+        except DuplicateKey as exc:  # the same browser's other first request won the race
+            raise Unavailable("your session was busy, please try again", retry_after=1) from exc
 
     def cycle(self, session: Session) -> Session:
         """The same data under a new id and CSRF token, the old row gone (at login)."""

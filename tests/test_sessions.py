@@ -50,7 +50,8 @@ def test_sessions_expire_and_are_swept(sessions):
     clock.now += 3599
     assert store.load(cookie) is not None
     clock.now += 2
-    assert store.load(cookie) is None
+    expired = store.load(cookie)
+    assert expired is not None and expired.new and expired.data == {}  # it starts empty
     assert store.sweep() == 1
 
 
@@ -69,5 +70,20 @@ def test_cycle_keeps_the_data_under_a_new_id(sessions):
     old_cookie = store.cookie_value(session)
     fresh = store.cycle(session)
     assert fresh.id != session.id and fresh.csrf_token != session.csrf_token
-    assert store.load(old_cookie) is None
+    assert store.load(old_cookie).data == {}
     assert store.load(store.cookie_value(fresh)).get("cart") == {"TEA": 1}
+
+
+def test_a_visitor_who_only_browses_has_a_working_token_and_no_row(sessions):
+    store, _ = sessions
+    visitor = store.new()
+    assert not store.needs_save(visitor)
+    again = store.load(store.cookie_value(visitor))  # the next request, same cookie
+    assert again is not None and again.csrf_ok(visitor.csrf_token)
+    with store.store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM sessions") == 0
+    again.set("cart", {"TEA": 1})
+    assert store.needs_save(again)
+    store.save(again)
+    with store.store.read() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM sessions") == 1

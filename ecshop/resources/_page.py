@@ -94,7 +94,7 @@ class PageSessions:
         req.context.session = session
         if req.method == "POST":
             req.context.form = self._form(req)
-            if session.new or not session.csrf_ok(req.context.form.get("csrf_token")):
+            if not session.csrf_ok(req.context.form.get("csrf_token")):
                 raise CsrfFailed(
                     "this form has expired or did not come from this shop: "
                     "go back, reload the page and try again"
@@ -117,11 +117,16 @@ class PageSessions:
         if str(resp.content_type or "").startswith("text/html"):
             secure_headers(resp)
         session: Session | None = getattr(req.context, "session", None)
-        if session is None or not self.sessions.needs_save(session):
-            return
-        if session.new and int(str(resp.status)[:3]) >= 400:
+        if session is None or (session.new and int(str(resp.status)[:3]) >= 400):
             return  # a refused request leaves no session behind
-        self.sessions.save(session)
+        fresh = session.new
+        saved = self.sessions.needs_save(session)
+        if saved:
+            self.sessions.save(session)
+        if fresh or saved:  # the cookie's Max-Age follows the row's expiry
+            self._set_cookie(resp, session)
+
+    def _set_cookie(self, resp: falcon.Response, session: Session) -> None:
         resp.set_cookie(
             self.cookie, self.sessions.cookie_value(session), max_age=self.sessions.ttl,
             path="/", secure=self.https, http_only=True, same_site="Lax",
