@@ -94,6 +94,10 @@ class Review(PageResource):
         if body is None:
             see_other(resp, "/checkout" if req.context.session.get(carts.KEY) else "/cart")
             return
+        if body["gateway"] not in self.shop.gateways:  # switched off since the form
+            req.context.session.flash(self.tr(req, "Choose a payment method."), "warning")
+            see_other(resp, "/checkout")
+            return
         try:
             lines, totals = self.shop.checkout.quote(body)
         except (ValidationError, NotFound) as exc:
@@ -128,6 +132,10 @@ class Review(PageResource):
             result = self.shop.checkout.place(body, gateways=self.shop.gateways,
                                               idempotency_key=key,
                                               unavailable=self.shop.plugins.unavailable)  # fmt: skip
+        except (ValidationError, NotFound) as exc:  # a cap, a plugin's check, a gone item
+            session.flash(exc.message, "warning")
+            see_other(resp, "/cart")
+            return
         except InsufficientStock as exc:
             sku = str(exc.details.get("sku", ""))
             name = carts.products(self.shop.store, [sku]).get(sku, {}).get("name", sku)

@@ -298,3 +298,25 @@ def test_a_form_post_gateway_gets_a_hand_off_form_that_works_without_script(shop
     assert "http-equiv" not in page.text and tags.inline == []
     policy = page.headers["Content-Security-Policy"]
     assert "form-action 'self' https://pay.example;" in policy and "unsafe-inline" not in policy
+
+
+def test_a_payment_method_switched_off_after_the_form_asks_again(shop):
+    shop.add_product("TEA", 1200, 5)
+    shopper = shop.shopper()
+    buy_until_review(shopper, [("TEA", 1)], gateway="cod")
+    del shop.app.shop.plugins.gateways["cod"]
+    review = shopper.get("/checkout/review")
+    assert (review.status_code, review.headers["location"]) == (303, "/checkout")
+    assert "Choose a payment method." in shopper.get("/checkout").text
+
+
+def test_a_plugins_checkout_check_is_shown_on_the_cart(shop):
+    shop.add_product("TEA", 1200, 5)
+    shopper = shop.shopper()
+    review = buy_until_review(shopper, [("TEA", 1)])
+    shop.app.shop.hooks.add_filter(
+        "checkout_validate", lambda errors, cart: [*errors, "No tea today"]
+    )
+    placed = shopper.post("/checkout/place", {"idempotency_key": review_key(review)})
+    assert (placed.status_code, placed.headers["location"]) == (303, "/cart")
+    assert "No tea today" in shopper.get("/cart").text and shop.orders() == []
