@@ -203,6 +203,7 @@ def _check_review(browser: WebDriver) -> None:
         browser.find_element(By.CSS_SELECTOR, "tr.shipping").get_attribute("data-amount") == "500"
     )
     assert "山田花子" in browser.find_element(By.CSS_SELECTOR, "section.address").text
+    assert browser.find_element(By.ID, "test-mode").text == "TEST MODE — no real money"
     _page(browser, "5-review")
 
 
