@@ -18,6 +18,7 @@ from ecshop.config import Config, load_config
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
 from ecshop.maintenance import MaintenanceSwitch
+from ecshop.media import MediaFolder
 from ecshop.metrics import WorkerCounters
 from ecshop.orders import OrderService
 from ecshop.payments.flow import PaymentFlow
@@ -28,6 +29,7 @@ from ecshop.render import Renderer
 from ecshop.resources import (
     checkout_pages,
     errors,
+    media,
     orders,
     payments,
     products,
@@ -209,6 +211,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     )
     assets = static.StaticFiles()
     renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url)
+    shop.extras["media"] = MediaFolder(shop.config.media_dir)
     sessions = SessionStore(shop.store, shop.config.secret_key, shop.config.session_ttl)
     shop.extras["sessions"] = sessions
     app = ShopApp(
@@ -230,6 +233,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     errors.install(app, error_page(renderer))
     _add_pages(app, shop, renderer)
     app.add_route("/static/{name}", assets)
+    app.add_route("/media/products/{name}", media.ProductPictures(shop.extras["media"]))
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
     app.add_route("/api/v1/checkout", orders.Checkout(shop))

@@ -172,6 +172,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
     "GATEWAY_UNREACHABLE_RELEASE": (_bool, "0"),
     "THEME_DIR": (_text, ""),
+    "MEDIA_DIR": (_text, ""),
     "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
 }
 # Settings whose value never appears in an error message.
@@ -216,6 +217,7 @@ class Config:
     gateway_unreachable_after: float = 24 * 3600.0
     gateway_unreachable_release: bool = False
     theme_dir: str = ""
+    media_dir: str = ""
     session_ttl: int = 14 * 24 * 3600
     # Per-name settings: "" holds the environment's keys whole (NAME_KEY), a name the
     # keys of its ecshop.toml table.

@@ -84,8 +84,9 @@ class Product(PageResource):
         row = catalog.get_product(self.shop.store, sku)
         free = carts.available(self.shop.stock, [sku])[sku]
         limit = carts.limit_of(row, free, self.shop.config.max_qty_per_line)
+        picture = self.shop.extras["media"].url_for(sku)
         self.render(req, resp, "product.html", {"product": {**row, "available": free},
-                                                "limit": limit})  # fmt: skip
+                                                "limit": limit, "picture": picture})  # fmt: skip
 
 
 class Language:

@@ -320,3 +320,33 @@ def test_a_plugins_checkout_check_is_shown_on_the_cart(shop):
     placed = shopper.post("/checkout/place", {"idempotency_key": review_key(review)})
     assert (placed.status_code, placed.headers["location"]) == (303, "/cart")
     assert "No tea today" in shopper.get("/cart").text and shop.orders() == []
+
+
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360f8cf000000030101009b0d1ac60000000049454e44ae426082"
+)
+
+
+def test_a_product_picture_from_the_media_folder_is_served_with_cache_headers(make_shop, tmp_path):
+    folder = tmp_path / "media" / "products"
+    folder.mkdir(parents=True)
+    (folder / "TEA.png").write_bytes(PNG)
+    (tmp_path / "media" / "secret.png").write_bytes(b"not for the web")
+    shop = make_shop(ECSHOP_MEDIA_DIR=str(tmp_path / "media"))
+    shop.add_product("TEA", 1200, 5)
+    shop.add_product("MUG", 900, 5)
+    shopper = shop.shopper()
+    img = [a for t, a in parse(shopper.get("/products/TEA").text).tags if t == "img"]
+    assert len(img) == 1 and img[0]["src"].startswith("/media/products/TEA.png?v=")
+    assert [t for t, _ in parse(shopper.get("/products/MUG").text).tags].count("img") == 0
+    picture = shopper.get(img[0]["src"].replace("&amp;", "&"))
+    assert picture.status_code == 200 and picture.content == PNG
+    assert picture.headers["Content-Type"] == "image/png"
+    assert "max-age=" in picture.headers["Cache-Control"] and picture.headers["ETag"]
+    again = shopper.get(
+        "/media/products/TEA.png", headers={"If-None-Match": picture.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    for name in ("..%2Fsecret.png", "MUG.png", "TEA.svg", "TEA.png%00.txt"):
+        assert shopper.get(f"/media/products/{name}").status_code in (400, 404), name
