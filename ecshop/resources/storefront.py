@@ -37,8 +37,11 @@ QTY_MAX = 1_000_000
 
 
 def _int(value: str | None, default: int = 0) -> int:
+    """A form's quantity: digits only (else ``default``), a huge one taken as the most."""
     text = (value or "").strip()
-    return int(text) if text.isdigit() and len(text) <= 7 else default
+    if not (text.isascii() and text.isdigit()):
+        return default
+    return min(int(text[:9]), QTY_MAX) if len(text) <= 9 else QTY_MAX
 
 
 class PageResource:
@@ -162,7 +165,10 @@ class Cart(PageResource):
 
     @declare(raw_body=FORM, answers=(SEE_OTHER,), page=True)
     def on_post_update(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Change a line's quantity (0, or the remove button, takes it out)."""
-        qty = 0 if "remove" in req.context.form else min(_int(req.context.form.get("qty")), QTY_MAX)
-        self._put(req, self._sku(req), qty, add=False)
+        """Change a line's quantity (0, or the remove button, takes it out; a quantity
+        that is not a number leaves the line as it was)."""
+        sku = self._sku(req)
+        kept = int(req.context.session.get(carts.KEY, {}).get(sku, 0))
+        qty = 0 if "remove" in req.context.form else _int(req.context.form.get("qty"), kept)
+        self._put(req, sku, qty, add=False)
         see_other(resp, "/cart")

@@ -82,6 +82,10 @@ def test_cart_clamps_updates_and_removes(shop):
     cart = shopper.get("/cart")
     assert 'data-sku="TEA"' not in cart.text and 'data-sku="CUP"' in cart.text
     assert shopper.post("/cart/add", {"sku": "NOPE", "qty": 1}).status_code == 404
+    shopper.post("/cart/update", {"sku": "CUP", "qty": "9" * 40})  # clamped, not dropped
+    assert 'data-sku="CUP" data-qty="2"' in shopper.get("/cart").text
+    shopper.post("/cart/update", {"sku": "CUP", "qty": "two"})  # not a number: unchanged
+    assert 'data-sku="CUP" data-qty="2"' in shopper.get("/cart").text
 
 
 def test_cart_survives_a_restart(make_shop):
