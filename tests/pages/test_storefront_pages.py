@@ -188,6 +188,7 @@ def test_placing_twice_with_one_key_makes_one_order(shop):
     order_page = shopper.get(first.headers["location"])
     assert 'data-status="accepted"' in order_page.text
     assert "Example Bank 123-4567" in order_page.text and 'id="pay-by"' in order_page.text
+    assert "〒100-0001 東京都千代田区" in order_page.text  # where it goes
     assert shopper.get("/cart").text.count('class="line"') == 0
 
 
