@@ -20,6 +20,7 @@ from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
 from ecshop.mailer import build_sender
 from ecshop.maintenance import MaintenanceSwitch
+from ecshop.media import MediaFolder
 from ecshop.metrics import WorkerCounters
 from ecshop.orders import OrderService
 from ecshop.outbox import MailSender
@@ -27,8 +28,11 @@ from ecshop.payments.flow import PaymentFlow
 from ecshop.payments.notifications import PaymentService
 from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
+from ecshop.render import Renderer
 from ecshop.resources import (
+    checkout_pages,
     errors,
+    media,
     orders,
     payments,
     products,
@@ -37,6 +41,7 @@ from ecshop.resources import (
     static,
     storefront,
 )
+from ecshop.resources._page import PageSessions, render
 from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
@@ -46,6 +51,7 @@ from ecshop.resources.middleware import (
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
+from ecshop.sessions import SessionStore
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
@@ -172,6 +178,42 @@ class ShopApp(falcon.App):
         super().add_route(uri_template, resource, **kwargs)
 
 
+def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
+    """The storefront's HTML pages (docs/architecture.md, "Pages")."""
+    app.add_route("/", storefront.Catalog(shop, renderer))
+    app.add_route("/products/{sku}", storefront.Product(shop, renderer))
+    app.add_route("/lang/{code}", storefront.Language())
+    cart = storefront.Cart(shop, renderer)
+    app.add_route("/cart", cart)
+    app.add_route("/cart/add", cart, suffix="add")
+    app.add_route("/cart/update", cart, suffix="update")
+    app.add_route("/checkout", checkout_pages.CheckoutForm(shop, renderer))
+    review = checkout_pages.Review(shop, renderer)
+    app.add_route("/checkout/review", review)
+    app.add_route("/checkout/place", review, suffix="place")
+    app.add_route("/orders/{number}", checkout_pages.OrderPage(shop, renderer))
+
+
+TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Page not found",
+          409: "Not possible right now", 429: "Too many requests", 503: "The shop is closed for a moment"}  # fmt: skip
+
+
+def error_page(renderer: Renderer) -> errors.PageWriter:
+    """Writes the HTML error page a browser gets."""
+
+    def write(
+        req: falcon.Request, resp: falcon.Response, status: int, body: dict[str, Any]
+    ) -> None:
+        title = TITLES.get(status, "Something went wrong")
+        lang = storefront.page_language(req)
+        render(renderer, req, resp, "error.html", {
+            "status": status, "code": body.get("code", ""), "message": body.get("message", ""),
+            "title": renderer.gettext(lang, title), "request_id": body.get("request_id", ""),
+            "retry_after": resp.get_header("Retry-After")}, status)  # fmt: skip
+
+    return write
+
+
 def create_app(config: Config | None = None, *, shop: Shop | None = None) -> ShopApp:
     """Build the WSGI app. With no arguments, configuration comes from the environment."""
     if shop is None:
@@ -184,6 +226,11 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     published = WorkerCounters(
         shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
     )
+    assets = static.StaticFiles()
+    renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url)
+    shop.extras["media"] = MediaFolder(shop.config.media_dir)
+    sessions = SessionStore(shop.store, shop.config.secret_key, shop.config.session_ttl)
+    shop.extras["sessions"] = sessions
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
@@ -191,15 +238,19 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
+            PageSessions(
+                sessions,
+                https=shop.config.base_url.startswith("https:"),
+                max_body=shop.config.max_body,
+            ),
             limiter,
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
-    errors.install(app)
-
-    assets = static.StaticFiles()
-    app.add_route("/", storefront.Storefront(shop, assets))
+    errors.install(app, error_page(renderer))
+    _add_pages(app, shop, renderer)
     app.add_route("/static/{name}", assets)
+    app.add_route("/media/products/{name}", media.ProductPictures(shop.extras["media"]))
     app.add_route("/api/v1/products", products.ProductList(shop))
     app.add_route("/api/v1/products/{sku}", products.ProductItem(shop))
     app.add_route("/api/v1/quote", quote.Quote(shop))
@@ -208,7 +259,9 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.add_route("/api/v1/orders/{number}", orders.OrderStatus(shop))
     app.add_route("/api/v1/orders/{number}/cancel", orders.OrderCancel(shop))
     app.add_route("/payments/{gateway}/notify", payments.Notify(shop))
-    app.add_route("/payments/{gateway}/return", payments.Return(shop))
+    app.add_route(
+        "/payments/{gateway}/return", payments.Return(shop, storefront.PageResource(shop, renderer))
+    )
 
     app.add_route("/api/v1/admin/products", products.AdminProductList(shop))
     app.add_route("/api/v1/admin/products/{sku}", products.AdminProductItem(shop))

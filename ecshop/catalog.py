@@ -186,3 +186,38 @@ def delete_product(store: Store, sku: str) -> None:
             "UPDATE products SET deleted_at = ?, active = 0, updated_at = ? WHERE sku = ?",
             (now, now, sku),
         )
+
+
+def _like(text: str) -> str:
+    """``text`` as a LIKE pattern matching itself anywhere (``%`` and ``_`` escaped)."""
+    # NOTE: "!" escapes, not a backslash: MySQL reads a backslash in a literal itself.
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def search_products(
+    store: Store, *, query: str, limit: int, after: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of live products whose name or SKU holds ``query`` (all when empty; case
+    does not matter), in SKU order after the cursor ``after``, and the next cursor.
+
+    The primary key orders and pages the rows; the LIKE filters them while the index is
+    walked, so a page costs its own rows plus the ones skipped, never a sort of all.
+    """
+    if not query:
+        return list_products(store, limit=limit, after=after)
+    # NOTE: LOWER on both sides: MySQL's binary collation compares case-sensitively.
+    params: list[Any] = [_like(query.lower()), _like(query.lower())]
+    where = ("deleted_at IS NULL AND active = 1 AND "
+             "(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(sku) LIKE ? ESCAPE '!')")  # fmt: skip
+    if after:
+        where += " AND sku > ?"
+        params.append(after)
+    with store.read() as tx:
+        rows = tx.query(
+            f"SELECT {COLUMNS} FROM products WHERE {where} ORDER BY sku LIMIT ?",
+            [*params, limit + 1],
+        )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["sku"] if more else None)

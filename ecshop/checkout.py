@@ -322,6 +322,22 @@ class CheckoutService:
         self.hooks.do_action("order_created", result.order)
         return result
 
+    def quote_body(self, body: dict[str, Any]) -> Quote:
+        """What a checkout ``body`` would be placed with (the same prices, caps,
+        validation, ``cart_totals`` filters and tax lines as :meth:`place`), holding no
+        stock: the review page's preview.
+
+        Raises:
+            ValidationError / NotFound: as :meth:`place`.
+        """
+        cart = parse_cart(body)
+        self._check_caps(cart.lines)
+        with self.store.read() as tx:
+            priced = self._priced(self._ask_prices(tx, cart.lines)(), cart.lines)
+        self._check_product_caps(priced)
+        totals = self._totals(priced, cart.customer, cart.gateway)
+        return Quote(priced, totals, tax_lines(self.tax, priced, totals.shipping, totals.fees))
+
     def _totals(
         self, priced: list[dict[str, Any]], customer: dict[str, Any], gateway: str
     ) -> Totals:

@@ -243,6 +243,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "MAIL_TEMPLATES": (_text, ""),
     "MAIL_LANG": (_choice("ja", "en"), "ja"),
     "MAIL_MAX_ATTEMPTS": (_positive_int, "8"),
+    "THEME_DIR": (_text, ""),
+    "MEDIA_DIR": (_text, ""),
+    "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
 }
 # Settings whose value never appears in an error message.
 SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY", "SMTP_URL"})
@@ -299,6 +302,9 @@ class Config:
     mail_templates: str = ""
     mail_lang: str = "ja"
     mail_max_attempts: int = 8
+    theme_dir: str = ""
+    media_dir: str = ""
+    session_ttl: int = 14 * 24 * 3600
     # Per-name settings: "" holds the environment's keys whole (NAME_KEY), a name the
     # keys of its ecshop.toml table.
     gateways: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)

@@ -30,7 +30,8 @@ from ecshop.store import Store, Tx
 
 FORMAT = "ecshop-export"
 FORMAT_VERSION = 1
-# In foreign-key order. Leases are runtime state and are not carried over.
+# In foreign-key order. Leases and sessions (carts, CSRF tokens) are runtime state and
+# are not carried over: after a move, shoppers start with a fresh session.
 TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "orders",
           "order_lines", "order_fees", "order_taxes", "order_events", "payments_journal",
           "order_refunds", "outbox", "idempotency_keys")  # fmt: skip

@@ -16,6 +16,8 @@ pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev
   || pkg-config --exists mysqlclient 2>/dev/null || need+=(libmariadb-dev)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# Japanese glyphs in the browser tests' screenshots
+dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then

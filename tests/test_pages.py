@@ -19,7 +19,16 @@ def test_checkout_fields_pass_through_the_filter():
                                   "options": ["morning", "evening"]}], 20,
     )  # fmt: skip
     names = [f["name"] for f in checkout_fields(hooks)]
-    assert names == ["email", "name", "postal_code", "address", "delivery_time"]
+    assert names == [
+        "email",
+        "name",
+        "postal_code",
+        "prefecture",
+        "city",
+        "line1",
+        "line2",
+        "delivery_time",
+    ]
     assert [f["name"] for f in checkout_fields(HookRegistry())] == [
         f["name"] for f in DEFAULT_CHECKOUT_FIELDS
     ]

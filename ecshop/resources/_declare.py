@@ -67,6 +67,9 @@ class Operation:
     # media type(s) of a body the responder reads itself
     raw_body: str | tuple[str, ...] | None = None
     answers: tuple[Answer, ...] = ()
+    #: an HTML page for browsers (a form, a page of the shop): checked like the rest,
+    #: but left out of the OpenAPI document, which describes the API
+    page: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -140,10 +143,12 @@ def declare(
     body_required: bool = True,
     raw_body: str | tuple[str, ...] | None = None,
     answers: tuple[Answer, ...] = (),
+    page: bool = False,
 ) -> Callable[[Responder], Responder]:
     """Declare a responder's parameters, body and answers; requests are checked
-    against them before it runs (see the module's docstring)."""
-    op = Operation(params, body, body_required, raw_body, answers)
+    against them before it runs (see the module's docstring). ``page=True`` marks an
+    HTML page for browsers, which the OpenAPI document leaves out."""
+    op = Operation(params, body, body_required, raw_body, answers, page)
 
     def wrap(responder: Responder) -> Responder:
         @functools.wraps(responder)

@@ -115,12 +115,15 @@ def build_document(routes: list[tuple[str, Any, str | None]]) -> dict[str, Any]:
     """The OpenAPI document of ``routes`` (the app's ``route_table``)."""
     paths: dict[str, Any] = {}
     for path, resource, suffix in routes:
-        item = paths.setdefault(path, {})
+        item = paths.get(path, {})
         for method in METHODS:
             name = f"on_{method}" + (f"_{suffix}" if suffix else "")
             responder = getattr(resource, name, None)
-            if responder is not None:
+            op = operation_of(responder)
+            if responder is not None and not (op is not None and op.page):
                 item[method] = _operation(path, method, responder)
+        if item:
+            paths[path] = item
     return {
         "openapi": "3.1.0",
         "info": {"title": "ecshop", "version": __version__},

@@ -3,20 +3,19 @@ maintenance mode: a payment in flight must always be able to land."""
 
 from __future__ import annotations
 
-import html
 from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
 
 from ecshop.errors import NotFound, ShopError
-from ecshop.money import format_money
-from ecshop.orders import PENDING, fees_of, load
+from ecshop.orders import PENDING, load
 from ecshop.payments import callback
 from ecshop.payments.callback import FORM, NotificationOutcome, NotificationRequest
 from ecshop.resources._declare import Answer, declare, ok, path, query
 from ecshop.resources._http import read_body, send_json
 from ecshop.resources._shapes import RECEIVED, RETURNED
+from ecshop.resources.checkout_pages import order_view
 from ecshop.resources.context import request_id
 from ecshop.resources.orders import ORDER_NUMBER, ORDER_TOKEN, authorized_order
 
@@ -66,50 +65,12 @@ class Notify:
         resp.data = answer.data
 
 
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Order {number}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{refresh}</head>
-<body><main>
-{banner}<h1>Order <span id="order-number">{number}</span></h1>
-<p id="order-status" data-status="{status}">{message}</p>
-{charges}<p id="order-total" data-amount="{amount}">Total: {total}</p>
-</main></body></html>
-"""
-#: shown above the order when its gateway takes test payments
-TEST_BANNER = '<p id="test-mode" role="alert"><strong>TEST MODE — no real money</strong></p>\n'
-
-
-MESSAGES = {
-    "paid": "Thank you: your payment was received.",
-    "accepted": "Thank you: your order was accepted.",
-    "pending_payment": "Your payment is being processed. This page refreshes by itself.",
-    "cancelled": "This order was cancelled; nothing was charged.",
-    "needs_attention": "Your payment was received; we will contact you about your order.",
-    "shipped": "Your order has shipped.",
-    "refunded": "This order was refunded.",
-}
-
-
-def charges_html(order: dict[str, Any], fees: list[dict[str, Any]]) -> str:
-    """The order's shipping and fee lines for the return page (escaped)."""
-    rows = [("shipping", "Shipping", int(order["shipping"]))] if int(order["shipping"]) else []
-    rows += [("fee", str(f["name"]), int(f["amount"])) for f in fees]
-    if not rows:
-        return ""
-    items = "".join(
-        f'<li class="{kind}" data-amount="{amount}">{html.escape(name)}: '
-        f"{html.escape(format_money(amount, str(order['currency'])))}</li>"
-        for kind, name, amount in rows
-    )
-    return f'<ul id="order-charges">{items}</ul>\n'
-
-
 class Return:
     """``GET /payments/{gateway}/return``."""
 
-    def __init__(self, shop: Any) -> None:
+    def __init__(self, shop: Any, page: Any) -> None:
         self.shop = shop
+        self.page = page  # renders the order's page (ecshop.resources.checkout_pages)
 
     @declare(params=RETURN_PARAMS, answers=RETURN_ANSWERS)
     def on_get(self, req: falcon.Request, resp: falcon.Response, gateway: str) -> None:
@@ -134,14 +95,4 @@ class Return:
         if req.client_accepts_json and not req.client_accepts("text/html"):
             send_json(resp, {"number": number, "status": status, "test_mode": test_mode})
             return
-        with self.shop.store.read() as tx:
-            fees = fees_of(tx, number)
-        resp.content_type = falcon.MEDIA_HTML
-        resp.text = PAGE.format(
-            number=html.escape(number), status=html.escape(status),
-            message=html.escape(MESSAGES.get(status, status)),
-            charges=charges_html(order, fees), amount=int(order["total"]),
-            total=html.escape(format_money(int(order["total"]), order["currency"])),
-            refresh='<meta http-equiv="refresh" content="3">' if status == PENDING else "",
-            banner=TEST_BANNER if test_mode else "",
-        )  # fmt: skip
+        order_view(self.page, req, resp, order, {}, refresh=True)

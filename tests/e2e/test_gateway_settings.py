@@ -19,16 +19,18 @@ def return_url(order: dict[str, Any]) -> str:
 def test_buyers_are_told_when_a_gateway_is_in_test_mode(make_stack):
     stack = make_stack("embedded")
     stack.add_product("TEA", 1200, 5)
-    assert "<span>1,200 JPY</span>" in stack.http.get(f"{stack.shop.url}/").text
+    assert '<span class="price">1,200 JPY</span>' in stack.http.get(f"{stack.shop.url}/").text
     order = stack.checkout([("TEA", 1)]).json()
     assert order["payment"]["test_mode"] is True
     pay_page = stack.http.get(order["payment"]["redirect_url"], headers={"Accept": "text/html"})
     assert pay_page.status_code == 200 and BANNER in pay_page.text
     assert "1,700 JPY" in pay_page.text  # 1,200 and the 500 shipping fee
     back = return_url(order)
-    page = stack.http.get(back, headers={"Accept": "text/html"})
+    page = stack.http.get(back, headers={"Accept": "text/html", "Accept-Language": "en"})
     assert page.status_code == 200 and f"<strong>{BANNER}</strong>" in page.text
-    assert "Total: 1,700 JPY" in page.text
+    japanese = stack.http.get(back, headers={"Accept": "text/html", "Accept-Language": "ja"})
+    assert "<strong>テストモード — 実際の請求はありません</strong>" in japanese.text
+    assert 'id="order-total" data-amount="1700">1,700 JPY</td>' in page.text
     answer = stack.http.get(back, headers={"Accept": "application/json"}).json()
     assert answer == {"number": order["number"], "status": "pending_payment", "test_mode": True}
 

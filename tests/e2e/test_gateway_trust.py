@@ -8,6 +8,7 @@ gateway is recorded; the admin cannot mark a cancelled order paid.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -32,11 +33,20 @@ def notify(stack: Any, event: dict[str, Any], secret: str | None = None) -> requ
     )  # fmt: skip
 
 
+def checkout_form(stack, sku: str) -> str:
+    """The checkout form's page, as a shopper with ``sku`` in the cart sees it."""
+    home = stack.http.get(f"{stack.shop.url}/").text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', home).group(1)
+    added = stack.http.post(f"{stack.shop.url}/cart/add", data={"csrf_token": token, "sku": sku})
+    assert added.status_code == 200, added.text  # followed the redirect to the cart
+    return str(stack.http.get(f"{stack.shop.url}/checkout").text)
+
+
 @pytest.mark.parametrize("secret", ["", "s" * 31], ids=["empty", "31-bytes"])
 def test_a_gateway_with_a_short_or_empty_secret_is_not_live(make_stack, secret):
     stack = make_stack("embedded", ECSHOP_GATEWAY_SANDBOX_SECRET=secret)
     stack.add_product("TEA", 1000, 5)
-    page = stack.http.get(f"{stack.shop.url}/").text
+    page = checkout_form(stack, "TEA")
     assert 'value="sandbox"' not in page and 'value="cod"' in page
     refused = stack.checkout([("TEA", 1)])
     assert refused.status_code == 400, refused.text
