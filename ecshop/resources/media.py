@@ -7,8 +7,8 @@ import falcon
 
 from ecshop.media import NAME, MediaFolder
 from ecshop.resources._declare import Answer, declare, path
+from ecshop.resources.static import send_cached
 
-CACHE = "public, max-age=86400"
 NAME_PARAM = path("name", {"type": "string", "pattern": f"^{NAME.pattern}$",
                            "description": "a SKU and .jpg, .jpeg, .png or .webp"})  # fmt: skip
 
@@ -30,11 +30,4 @@ class ProductPictures:
         picture = self.media.find(name)
         if picture is None:
             raise falcon.HTTPNotFound(description=f"no picture {name!r}")
-        resp.cache_control = [CACHE]
-        resp.etag = picture.etag
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        if req.if_none_match and any(str(tag) == picture.etag for tag in req.if_none_match):
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = picture.media
-        resp.data = picture.path.read_bytes()
+        send_cached(req, resp, etag=picture.etag, media=picture.media, body=picture.path.read_bytes)

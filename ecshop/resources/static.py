@@ -8,6 +8,7 @@ still see a new version at once after an upgrade.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,22 @@ from ecshop.resources._declare import Answer, declare, path
 FOLDER = Path(__file__).resolve().parent.parent / "static"
 TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 CACHE = "public, max-age=86400"
+
+
+def send_cached(req: falcon.Request, resp: falcon.Response, *, etag: str, media: str,
+                body: Callable[[], bytes]) -> None:  # fmt: skip
+    """A file the browser may keep for a day, with its ETag: 304 when the client's copy
+    is current (``body`` is read only when it is not)."""
+    resp.cache_control = [CACHE]
+    resp.etag = etag
+    resp.set_header("X-Content-Type-Options", "nosniff")
+    if req.if_none_match and any(str(tag) == etag for tag in req.if_none_match):
+        resp.status = falcon.HTTP_304
+        return
+    resp.content_type = media
+    resp.data = body()
+
+
 NAME = {"type": "string", "pattern": r"^[a-z0-9_-]{1,64}\.(js|css)$",
         "description": "the name of a shipped script or style sheet"}  # fmt: skip
 
@@ -61,11 +78,4 @@ class StaticFiles:
         asset = self.assets.get(name)
         if asset is None:
             raise falcon.HTTPNotFound(description=f"no static file {name!r}")
-        resp.cache_control = [CACHE]
-        resp.etag = asset.etag
-        resp.set_header("X-Content-Type-Options", "nosniff")
-        if req.if_none_match and any(str(tag) == asset.etag for tag in req.if_none_match):
-            resp.status = falcon.HTTP_304
-            return
-        resp.content_type = asset.media
-        resp.data = asset.body
+        send_cached(req, resp, etag=asset.etag, media=asset.media, body=lambda: asset.body)
