@@ -21,6 +21,7 @@ from ecshop.hooks import HookRegistry
 from ecshop.mailer import build_sender
 from ecshop.maintenance import MaintenanceSwitch
 from ecshop.media import MediaFolder
+from ecshop.members import Members
 from ecshop.metrics import WorkerCounters
 from ecshop.orders import OrderService
 from ecshop.outbox import MailSender
@@ -30,6 +31,7 @@ from ecshop.plugins import PluginHost, load_plugins
 from ecshop.reconcile import Reconciler
 from ecshop.render import Renderer
 from ecshop.resources import (
+    account,
     checkout_pages,
     errors,
     media,
@@ -56,6 +58,7 @@ from ecshop.signing import return_links
 from ecshop.stock import open_engine
 from ecshop.store import Store, open_store
 from ecshop.tax import TaxPolicy
+from ecshop.throttle import Throttle
 
 log = logging.getLogger("ecshop")
 
@@ -192,6 +195,16 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     app.add_route("/checkout/review", review)
     app.add_route("/checkout/place", review, suffix="place")
     app.add_route("/orders/{number}", checkout_pages.OrderPage(shop, renderer))
+    login = account.Login(shop, renderer)
+    app.add_route("/account/login", login)
+    app.add_route("/account/logout", login, suffix="logout")
+    app.add_route("/account/register", account.Register(shop, renderer))
+    mine = account.Account(shop, renderer)
+    app.add_route("/account", mine)
+    app.add_route("/account/address", mine, suffix="address")
+    reset = account.PasswordReset(shop, renderer)
+    app.add_route("/account/reset", reset)
+    app.add_route("/account/reset/new", reset, suffix="new")
 
 
 TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Page not found",
@@ -231,6 +244,11 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     shop.extras["media"] = MediaFolder(shop.config.media_dir)
     sessions = SessionStore(shop.store, shop.config.secret_key, shop.config.session_ttl)
     shop.extras["sessions"] = sessions
+    shop.extras["members"] = Members(shop.store, Throttle(shop.store))
+    page_sessions = PageSessions(
+        sessions, https=shop.config.base_url.startswith("https:"), max_body=shop.config.max_body
+    )
+    shop.extras["session_cookie"] = page_sessions.cookie
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
@@ -238,11 +256,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
-            PageSessions(
-                sessions,
-                https=shop.config.base_url.startswith("https:"),
-                max_body=shop.config.max_body,
-            ),
+            page_sessions,
             limiter,
         ]
     )

@@ -226,9 +226,11 @@ class CheckoutService:
 
     def place(
         self, body: dict[str, Any], *, gateways: dict[str, Any], idempotency_key: str | None,
-        unavailable: Mapping[str, list[str]] | None = None,
+        unavailable: Mapping[str, list[str]] | None = None, member_id: str | None = None,
     ) -> CheckoutResult:  # fmt: skip
         """Place an order: the returned order is committed durably before this returns.
+        ``member_id`` names the logged-in member placing it (from the session, never
+        from the body).
 
         Raises:
             ValidationError / NotFound: bad cart, unknown SKU or gateway (nothing written).
@@ -286,7 +288,9 @@ class CheckoutService:
                 self._check_product_caps(priced)
                 totals = self._totals(priced, cart.customer, gateway)
                 taxes = tax_lines(self.tax, priced, totals.shipping, totals.fees)
-                self._write(tx, number, token, priced, cart, totals, now, expires_at, delivery)
+                self._write(
+                    tx, number, token, priced, cart, totals, now, expires_at, delivery, member_id
+                )
                 self._write_taxes(tx, number, taxes)
                 if idempotency_key:
                     self._remember(tx, idempotency_key, digest, number, now)
@@ -316,7 +320,7 @@ class CheckoutService:
             "shipping": totals.shipping, "total": totals.total, "customer_json": cart.customer_json,
             "hold_expires_at": expires_at, "payment_id": None, "paid_amount": 0, "refunded_amount": 0,
             "version": 0, "created_at": now, "updated_at": now,
-            "delivery_json": json.dumps(delivery) if delivery else None,
+            "delivery_json": json.dumps(delivery) if delivery else None, "member_id": member_id,
         }  # fmt: skip
         result = CheckoutResult(order, priced, True, totals.fees, taxes)
         self.hooks.do_action("order_created", result.order)
@@ -379,16 +383,16 @@ class CheckoutService:
 
     def _write(self, tx: Tx, number: str, token: str, priced: list[dict[str, Any]], cart: Cart,
                totals: Totals, now: float, expires_at: float,
-               delivery: dict[str, Any] | None) -> None:  # fmt: skip
+               delivery: dict[str, Any] | None, member_id: str | None) -> None:  # fmt: skip
         customer_json, gateway = cart.customer_json, cart.gateway
         delivery_json = json.dumps(delivery) if delivery else None
         # PERF: deferred, the three writes go with the COMMIT in one round trip on MySQL.
         tx.defer(
             "INSERT INTO orders (number, access_token, status, stock_state, gateway, currency, subtotal, "
-            "shipping, total, customer_json, hold_expires_at, created_at, updated_at, delivery_json) "
-            "VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "shipping, total, customer_json, hold_expires_at, created_at, updated_at, delivery_json, "
+            "member_id) VALUES (?, ?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (number, token, PENDING, gateway, self.currency, totals.subtotal, totals.shipping,
-             totals.total, customer_json, expires_at, now, now, delivery_json),
+             totals.total, customer_json, expires_at, now, now, delivery_json, member_id),
         )  # fmt: skip
         for ln in priced:
             tx.defer(

@@ -30,9 +30,10 @@ from ecshop.store import Store, Tx
 
 FORMAT = "ecshop-export"
 FORMAT_VERSION = 1
-# In foreign-key order. Leases and sessions (carts, CSRF tokens) are runtime state and
-# are not carried over: after a move, shoppers start with a fresh session.
-TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "orders",
+# In foreign-key order. Leases, sessions (carts, CSRF tokens), password-reset links and
+# login attempts are runtime state and are not carried over: after a move, shoppers
+# start with a fresh session (members log in again).
+TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "members", "orders",
           "order_lines", "order_fees", "order_taxes", "order_events", "payments_journal",
           "order_refunds", "outbox", "idempotency_keys")  # fmt: skip
 CHUNK = 500

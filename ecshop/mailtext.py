@@ -11,6 +11,9 @@ reduced rate), ``shipping``, ``fees``, ``total``, ``taxes`` (per rate: the amoun
 the tax it contains, as the invoice system asks), ``invoice_number``, ``delivery``,
 ``instructions`` and ``pay_by`` (an offline payment's), ``refund`` and
 ``refunded_amount``. Amounts are formatted (``1,100円``, ``1,100 JPY``).
+
+A mail about a member's account has no order: ``password_reset`` has the fields
+``shop_name``, ``name`` and ``link``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ class MailRenderer:
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         """The message (``ecshop.mail.MESSAGE``) of outbox ``row``."""
         number = row["order_number"]
+        if number is None:
+            return self.account_mail(row)
         with self.store.read() as tx:
             order = load(tx, number)
             lines, fees, taxes = lines_of(tx, number), fees_of(tx, number), taxes_of(tx, number)
@@ -85,6 +90,20 @@ class MailRenderer:
         subject = head.removeprefix("Subject:").strip()
         return {"to": [row["recipient"]], "subject": subject, "body": body, "kind": row["kind"],
                 "headers": {"Message-ID": f"<outbox-{row['id']}.{number}@ecshop>"}}  # fmt: skip
+
+    def account_mail(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A mail about a member's account (no order): its ``data_json`` holds the
+        fields (``name``, ``link``, ``lang``)."""
+        data = json.loads(row["data_json"] or "null") or {}
+        lang = str(data["lang"]) if data.get("lang") in LANGS else self.lang
+        fields = {"shop_name": self.shop_name, "name": str(data.get("name", "")),
+                  "link": str(data.get("link", ""))}  # fmt: skip
+        head, _, body = (
+            Template(self.template(lang, row["kind"])).safe_substitute(fields).partition("\n\n")
+        )
+        return {"to": [row["recipient"]], "subject": head.removeprefix("Subject:").strip(),
+                "body": body, "kind": row["kind"],
+                "headers": {"Message-ID": f"<outbox-{row['id']}.account@ecshop>"}}  # fmt: skip
 
     def fields(self, order: dict[str, Any], customer: dict[str, Any], lines: list[dict[str, Any]],
                fees: list[dict[str, Any]], taxes: list[dict[str, Any]], data: dict[str, Any],

@@ -85,7 +85,7 @@ def may(move: str, status: str) -> bool:
 ORDER_COLUMNS = (
     "number, access_token, status, stock_state, gateway, currency, subtotal, shipping, total, "
     "customer_json, hold_expires_at, payment_id, paid_amount, refunded_amount, version, "
-    "created_at, updated_at, delivery_json"
+    "created_at, updated_at, delivery_json, member_id"
 )
 
 

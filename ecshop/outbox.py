@@ -35,6 +35,8 @@ SHIPPED = "shipped"
 CANCELLED = "cancelled"
 REFUNDED = "refunded"
 KINDS = (ORDER_RECEIVED, PAYMENT_RECEIVED, SHIPPED, CANCELLED, REFUNDED)
+#: mails whose data holds a secret (a reset link): their data is dropped once sent
+SECRET_KINDS = frozenset({"password_reset"})
 #: the mail each move of an order sends its buyer (``cancelled`` only where the buyer
 #: was told of the order: it was accepted or paid)
 _BY_MOVE = {"accept_offline": ORDER_RECEIVED, "capture": PAYMENT_RECEIVED,
@@ -156,7 +158,10 @@ class MailSender:
         except Exception as exc:  # SMTP down, a template's or a plugin's error: retry
             self._failed(row, now, f"{type(exc).__name__}: {exc}", report)
             return
-        self._mark(row["id"], "sent", sent_at=time.time(), attempts=int(row["attempts"]) + 1)
+        done: dict[str, Any] = {"sent_at": time.time(), "attempts": int(row["attempts"]) + 1}
+        if row["kind"] in SECRET_KINDS:
+            done["data_json"] = None  # a sent link is not kept in the table
+        self._mark(row["id"], "sent", **done)
         report.sent += 1
 
     def _failed(self, row: dict[str, Any], now: float, error: str, report: SendReport) -> None:

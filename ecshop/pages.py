@@ -100,6 +100,12 @@ ORDER_MESSAGES = {
     "shipped": "Your order has shipped.",
     "refunded": "This order was refunded.",
 }
+#: A status in a list of orders (English message ids).
+STATUS_LABELS = {
+    "pending_payment": "Awaiting payment", "accepted": "Accepted", "paid": "Paid",
+    "shipped": "Shipped", "cancelled": "Cancelled", "refunded": "Refunded",
+    "needs_attention": "Being checked",
+}  # fmt: skip
 POSTAL_CODE = re.compile(r"[0-9]{3}-?[0-9]{4}")
 EMAIL_SHAPE = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}")
 MAX_VALUE = 200

@@ -5,9 +5,9 @@ The cookie carries ``<id>.<HMAC-SHA256 of the id with ECSHOP_SECRET_KEY>``; the 
 128 random bits. The row is keyed by the SHA-256 of the id, so a copy of the table opens
 no session. The CSRF token is an HMAC of the id too, so a visitor who only browses has a
 cookie and working forms but no row: a session is written once it holds something. A
-session holds the cart, the checkout form and one-shot messages, and has a ``member_id``
-column for accounts: logging in will call :meth:`SessionStore.cycle` (a
-new id for the same data, as Django's ``cycle_key``) and set the member.
+session holds the cart, the checkout form and one-shot messages, and the logged-in
+member's id: logging in calls :meth:`SessionStore.cycle` (a new id for the same data,
+as Django's ``cycle_key``), logging out :meth:`SessionStore.end`.
 """
 
 from __future__ import annotations
@@ -182,6 +182,11 @@ class SessionStore:
         fresh.data, fresh.member_id = dict(session.data), session.member_id
         self.save(fresh)
         return fresh
+
+    def end(self, session: Session) -> None:
+        """Delete the session (at logout)."""
+        with self.store.tx() as tx:
+            tx.execute("DELETE FROM sessions WHERE id_hash = ?", (_hash(session.id),))
 
     def sweep(self) -> int:
         """Delete expired sessions; the number deleted."""

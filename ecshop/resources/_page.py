@@ -92,6 +92,7 @@ class PageSessions:
         values = req.get_cookie_values(self.cookie) or []
         session = self.sessions.load(values[0] if values else None) or self.sessions.new()
         req.context.session = session
+        req.context.session_id_sent = session.id
         if req.method == "POST":
             req.context.form = self._form(req)
             if not session.csrf_ok(req.context.form.get("csrf_token")):
@@ -119,7 +120,8 @@ class PageSessions:
         session: Session | None = getattr(req.context, "session", None)
         if session is None or (session.new and int(str(resp.status)[:3]) >= 400):
             return  # a refused request leaves no session behind
-        fresh = session.new
+        # a login or logout replaced the session: the browser gets the new id
+        fresh = session.new or session.id != getattr(req.context, "session_id_sent", None)
         saved = self.sessions.needs_save(session)
         if saved:
             self.sessions.save(session)
@@ -139,11 +141,13 @@ def render(renderer: Renderer, req: falcon.Request, resp: falcon.Response, templ
     messages, the cart's size and the page language."""
     session: Session | None = getattr(req.context, "session", None)
     lang = page_language(req)
-    base = {"csrf_token": "", "flashes": [], "cart_count": 0, "path": req.relative_uri}
+    base = {"csrf_token": "", "flashes": [], "cart_count": 0, "path": req.relative_uri,
+            "logged_in": False}  # fmt: skip
     if session is not None:
         cart = session.get("cart", {})
         base.update(csrf_token=session.csrf_token, flashes=session.take_flashes(),
-                    cart_count=sum(int(q) for q in cart.values()))  # fmt: skip
+                    cart_count=sum(int(q) for q in cart.values()),
+                    logged_in=session.member_id is not None)  # fmt: skip
     resp.status = status
     resp.content_type = falcon.MEDIA_HTML
     resp.cache_control = ["no-store"]

@@ -23,6 +23,7 @@ from ecshop.orders import fees_of, lines_of, taxes_of
 from ecshop.pages import ORDER_MESSAGES, check_form, checkout_fields, customer_of
 from ecshop.resources._declare import declare
 from ecshop.resources._page import FORM, HTML_ANSWER, SEE_OTHER, csp, origin, see_other
+from ecshop.resources.account import address_fields, saved_checkout_form
 from ecshop.resources.orders import NUMBER_PATH, ORDER_TOKEN, authorized_order
 from ecshop.resources.storefront import PageResource
 
@@ -51,10 +52,15 @@ class CheckoutForm(PageResource):
     @declare(answers=(HTML_ANSWER, SEE_OTHER), page=True)
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """The checkout form (an empty cart goes back to the cart)."""
-        if not req.context.session.get(carts.KEY):
+        session = req.context.session
+        if not session.get(carts.KEY):
             see_other(resp, "/cart")
             return
-        self.show(req, resp, dict(req.context.session.get(CHECKOUT, {})), {})
+        form = session.get(CHECKOUT)
+        if form is None:  # a member's first checkout of this session: the saved address
+            member = self.shop.extras["members"].get(session.member_id)
+            form = saved_checkout_form(member) if member else {}
+        self.show(req, resp, dict(form), {})
 
     @declare(raw_body=FORM, answers=(SEE_OTHER,), page=True)
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -132,7 +138,8 @@ class Review(PageResource):
         try:
             result = self.shop.checkout.place(body, gateways=self.shop.gateways,
                                               idempotency_key=key,
-                                              unavailable=self.shop.plugins.unavailable)  # fmt: skip
+                                              unavailable=self.shop.plugins.unavailable,
+                                              member_id=session.member_id)  # fmt: skip
         except (ValidationError, NotFound) as exc:  # a cap, a plugin's check, a gone item
             session.flash(exc.message, "warning")
             see_other(resp, "/cart")
@@ -149,7 +156,18 @@ class Review(PageResource):
                   "token": result.order["access_token"], "payment": payment}  # fmt: skip
         session.set(PLACED, placed)
         session.pop(carts.KEY)
+        self._keep_address(session)
         self.hand_off(req, resp, placed)
+
+    def _keep_address(self, session: Any) -> None:
+        """A member with no saved address keeps the one of this order."""
+        members = self.shop.extras["members"]
+        member = members.get(session.member_id)
+        if member is None or member["address"]:
+            return
+        form = session.get(CHECKOUT) or {}
+        members.save_address(member["id"], {f["name"]: form.get(f["name"], "")
+                                            for f in address_fields(self.shop.hooks)})  # fmt: skip
 
     def hand_off(self, req: falcon.Request, resp: falcon.Response, placed: dict[str, Any]) -> None:
         """To the gateway's page (a redirect or a form posted on), or the order's page."""

@@ -91,11 +91,21 @@ def view_of(tx: Tx, order: dict[str, Any]) -> dict[str, Any]:
     return render_order(order, lines_of(tx, number), fees_of(tx, number), taxes_of(tx, number))
 
 
+def session_member(shop: Any, req: falcon.Request) -> str | None:
+    """The member logged in on the request's session (a page's, or the cookie's)."""
+    session = getattr(req.context, "session", None)
+    if session is None and "sessions" in shop.extras:
+        values = req.get_cookie_values(shop.extras["session_cookie"]) or []
+        session = shop.extras["sessions"].load(values[0]) if values else None
+    return session.member_id if session is not None else None
+
+
 def authorized_order(shop: Any, req: falcon.Request, number: str) -> dict[str, Any]:
-    """The order, if the request carries the order's access token.
+    """The order, if the request carries the order's access token or the session of
+    the member who placed it.
 
     Raises:
-        NotFound: no such order, or the token is missing or wrong (the same 404 for both).
+        NotFound: no such order, or neither token nor member fits (the same 404 for all).
     """
     token = req.get_param("token") or req.get_header("X-Order-Token") or ""
     with shop.store.read() as tx:
@@ -103,13 +113,23 @@ def authorized_order(shop: Any, req: falcon.Request, number: str) -> dict[str, A
             order = load(tx, number)
         except NotFound:
             order = None
-        # NOTE: an unknown order and a wrong token answer the same 404, so order
-        # numbers cannot be probed.
-        if order is None or not hmac.compare_digest(
-            token.encode(), str(order["access_token"]).encode()
-        ):
-            raise NotFound(f"no order {number!r} for this token", number=number)
+    # NOTE: an unknown order and a wrong token answer the same 404, so order numbers
+    # cannot be probed.
+    if (
+        order is not None
+        and token
+        and hmac.compare_digest(
+            token.encode("utf-8", "replace"), str(order["access_token"]).encode()
+        )
+    ):
         return order
+    if (
+        order is not None
+        and order.get("member_id")
+        and order["member_id"] == session_member(shop, req)
+    ):
+        return order
+    raise NotFound(f"no order {number!r} for this token", number=number)
 
 
 class Checkout:

@@ -1,0 +1,56 @@
+"""Every text the pages show in English has its Japanese translation: the templates'
+``_()`` strings, the resources' ``tr()`` messages, the status labels and messages, the
+checkout form's labels and the member errors shown on pages."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from ecshop import members, pages
+from ecshop.app import TITLES
+from ecshop.render import load_translations
+
+ROOT = Path(__file__).resolve().parents[1] / "ecshop"
+TEMPLATE_TEXT = re.compile(r'_\(\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _tr_messages(source: str) -> set[str]:
+    """The literal message of every ``self.tr(req, "...")`` call."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "tr" and len(node.args) >= 2
+                and isinstance(node.args[1], ast.Constant)):  # fmt: skip
+            found.add(node.args[1].value)
+    return found
+
+
+def shown_texts() -> set[str]:
+    texts: set[str] = set()
+    for template in (ROOT / "templates").glob("*.html"):
+        texts |= set(TEMPLATE_TEXT.findall(template.read_text("utf-8")))
+    for module in (ROOT / "resources").glob("*.py"):
+        texts |= _tr_messages(module.read_text("utf-8"))
+    texts |= set(pages.STATUS_LABELS.values()) | set(pages.ORDER_MESSAGES.values())
+    texts |= {f["label"] for f in pages.DEFAULT_CHECKOUT_FIELDS} | set(TITLES.values())
+    texts |= {"Use a password of at least 8 characters.", "This password is too long.",
+              "An account with this email address already exists."}  # fmt: skip
+    return texts
+
+
+def test_every_shown_text_has_a_japanese_translation():
+    ja = load_translations("ja")
+    texts = shown_texts()
+    assert len(texts) > 90  # the scan found the pages' texts
+    missing = sorted(t for t in texts if ja.gettext(t) == t)
+    assert missing == []
+
+
+def test_the_member_errors_listed_are_the_ones_raised():
+    source = (ROOT / "members.py").read_text("utf-8")
+    for text in ("Use a password of at least 8 characters.", "This password is too long.",
+                 "An account with this email address already exists."):  # fmt: skip
+        assert text in source
+    assert members.MIN_PASSWORD == 8
