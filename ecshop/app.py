@@ -240,7 +240,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
     )
     assets = static.StaticFiles()
-    renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url)
+    renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url,
+                        timezone=shop.config.timezone)  # fmt: skip
     shop.extras["media"] = MediaFolder(shop.config.media_dir)
     sessions = SessionStore(shop.store, shop.config.secret_key, shop.config.session_ttl)
     shop.extras["sessions"] = sessions

@@ -9,10 +9,12 @@ English needs no catalog.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.messages.mofile import write_mo
@@ -63,8 +65,10 @@ class Renderer:
     """Renders the shop's templates in each language (one Jinja environment per
     language, so threads never swap each other's catalog)."""
 
-    def __init__(self, hooks: Any, *, theme_dir: str = "", static_url: Any = None) -> None:
+    def __init__(self, hooks: Any, *, theme_dir: str = "", static_url: Any = None,
+                 timezone: str = "Asia/Tokyo") -> None:  # fmt: skip
         self.hooks = hooks
+        self.zone = ZoneInfo(timezone)
         folders = [str(Path(theme_dir))] if theme_dir else []
         loader = jinja2.FileSystemLoader([*folders, str(TEMPLATES)])
         self.translations = {lang: load_translations(lang) for lang in LANGUAGES}
@@ -77,9 +81,22 @@ class Renderer:
         )  # fmt: skip
         env.install_gettext_translations(self.translations[lang], newstyle=True)  # type: ignore[attr-defined]
         env.filters["money"] = format_money
+        env.filters["when"] = self.when
         env.globals["static"] = static_url or (lambda name: f"/static/{name}")
         env.globals["lang"] = lang
         return env
+
+    def when(self, value: Any, with_time: bool = True) -> str:
+        """A moment (epoch seconds or an ISO 8601 string) in the shop's time zone:
+        ``2026-12-06 02:46 JST``, or the date alone."""
+        if value in (None, ""):
+            return ""
+        if isinstance(value, str):
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        else:
+            moment = dt.datetime.fromtimestamp(float(value), dt.UTC)
+        local = moment.astimezone(self.zone)
+        return local.strftime("%Y-%m-%d %H:%M %Z" if with_time else "%Y-%m-%d")
 
     def gettext(self, lang: str, message: str, **values: Any) -> str:
         """``message`` in ``lang``, with ``%(name)s`` values filled in."""

@@ -10,10 +10,8 @@ page then answers 429 with ``Retry-After``. Every form carries the session's CSR
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
 import falcon
 
@@ -149,12 +147,8 @@ class Account(AccountPage):
             self.login_redirect(req, resp)
             return
         orders = self.members().orders(member["id"])
-        zone = ZoneInfo(self.shop.config.timezone)
         for order in orders:
             order["link"] = f"/orders/{quote(order['number'])}"
-            order["date"] = dt.datetime.fromtimestamp(float(order["created_at"]), zone).strftime(
-                "%Y-%m-%d"
-            )
         self.render(req, resp, "account.html", {"member": member, "orders": orders,
                                                 "status_labels": STATUS_LABELS})  # fmt: skip
 

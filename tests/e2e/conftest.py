@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -17,6 +17,10 @@ import requests
 from ecshop.testing.sandbox import SandboxGatewayProcess
 from ecshop.testing.servers import free_port
 from ecshop.testing.shop import ShopProcess
+from tests.e2e.browser import DESKTOP, PHONE, chromium, require_browser
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 SETUPS = ["embedded", "mariadb-redis"]
 # The embedded default served by threaded workers, where checkouts share commits.
@@ -158,3 +162,19 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
     yield make
     for proc in reversed(started):
         proc.stop()
+
+
+@pytest.fixture(params=[DESKTOP, PHONE])
+def device(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def browser(tmp_path: Path, device: str) -> Iterator[WebDriver]:
+    """A headless Chromium of this test's own (desktop or phone), driven by the system
+    chromedriver."""
+    require_browser()
+    driver = chromium(tmp_path, device)
+    driver.device = device  # type: ignore[attr-defined]
+    yield driver
+    driver.quit()
