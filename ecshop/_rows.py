@@ -164,6 +164,18 @@ TABLES: dict[str, Table] = {
         "next_attempt_at": TIME, "last_error": nullable(ANY_TEXT), "created_at": TIME,
         "sent_at": nullable(TIME)}), ("id",), {"order_number": ("orders", "number")},
         (_json_text("data_json"),)),
+    "admin_users": Table(obj({
+        "id": MEMBER_ID, "username": {**TOKEN, "maxLength": 64},
+        "password_hash": {**TOKEN, "maxLength": 255},
+        "role": {"type": "string", "enum": ["owner", "staff"]},
+        "totp_secret": nullable({**TOKEN, "maxLength": 64}), "created_at": TIME,
+        "updated_at": TIME, "disabled_at": nullable(TIME)}), ("id",)),
+    "audit_log": Table(obj({
+        "id": ID, "at": TIME, "actor": {**TOKEN, "maxLength": 100},
+        "via": {"type": "string", "enum": ["web", "api", "cli"]}, "action": {**TOKEN, "maxLength": 64},
+        "target": {"type": "string", "maxLength": 255}, "before_json": nullable(ANY_TEXT),
+        "after_json": nullable(ANY_TEXT)}), ("id",),
+        checks=(_json_text("before_json"), _json_text("after_json"))),
     "idempotency_keys": Table(obj({
         "scope": TOKEN, "key": TOKEN, "request_hash": TOKEN, "ref": TOKEN, "created_at": TIME,
         "expires_at": TIME}), ("scope", "key")),

@@ -13,6 +13,7 @@ from typing import Any
 
 import falcon
 
+from ecshop.admins import AdminUsers
 from ecshop.checkout import CheckoutService
 from ecshop.config import Config, load_config
 from ecshop.delivery import DeliveryPolicy
@@ -32,6 +33,7 @@ from ecshop.reconcile import Reconciler
 from ecshop.render import Renderer
 from ecshop.resources import (
     account,
+    admin_pages,
     checkout_pages,
     errors,
     media,
@@ -46,10 +48,12 @@ from ecshop.resources import (
 from ecshop.resources._page import PageSessions, render
 from ecshop.resources.context import RequestContext
 from ecshop.resources.middleware import (
+    ADMIN_PAGES,
     LoadShedder,
     MaintenanceGate,
     RequestGuard,
     ResponseCounter,
+    lane_of,
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
@@ -202,6 +206,14 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     mine = account.Account(shop, renderer)
     app.add_route("/account", mine)
     app.add_route("/account/address", mine, suffix="address")
+    login_admin = admin_pages.Login(shop, renderer)
+    app.add_route("/admin/login", login_admin)
+    app.add_route("/admin/logout", login_admin, suffix="logout")
+    app.add_route("/admin", admin_pages.Dashboard(shop, renderer))
+    app.add_route("/admin/maintenance", admin_pages.Maintenance(shop, renderer))
+    app.add_route("/admin/plugins", admin_pages.Plugins(shop, renderer))
+    app.add_route("/admin/members", admin_pages.Members(shop, renderer))
+    app.add_route("/admin/audit", admin_pages.AuditLog(shop, renderer))
     reset = account.PasswordReset(shop, renderer)
     app.add_route("/account/reset", reset)
     app.add_route("/account/reset/new", reset, suffix="new")
@@ -219,7 +231,9 @@ def error_page(renderer: Renderer) -> errors.PageWriter:
     ) -> None:
         title = TITLES.get(status, "Something went wrong")
         lang = storefront.page_language(req)
-        render(renderer, req, resp, "error.html", {
+        admin = lane_of(req.uri_template) == ADMIN_PAGES
+        render(renderer, req, resp, "admin/error.html" if admin else "error.html", {
+            "admin": getattr(req.context, "admin", None), "section": "error",
             "status": status, "code": body.get("code", ""), "message": body.get("message", ""),
             "title": renderer.gettext(lang, title), "request_id": body.get("request_id", ""),
             "retry_after": resp.get_header("Retry-After")}, status)  # fmt: skip
@@ -250,6 +264,15 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         sessions, https=shop.config.base_url.startswith("https:"), max_body=shop.config.max_body
     )
     shop.extras["session_cookie"] = page_sessions.cookie
+    admin_sessions = SessionStore(shop.store, shop.config.secret_key,
+                                  admin_pages.ADMIN_SESSION_TTL, kind="admin")  # fmt: skip
+    shop.extras["admin_sessions"] = admin_sessions
+    shop.extras["admins"] = AdminUsers(shop.store, Throttle(shop.store))
+    admin_page_sessions = PageSessions(
+        admin_sessions, https=shop.config.base_url.startswith("https:"),
+        max_body=shop.config.max_body, name="ecshop_admin", marker="uses_admin_session",
+        same_site="Strict",
+    )  # fmt: skip
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
@@ -258,6 +281,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
             page_sessions,
+            admin_page_sessions,
+            admin_pages.AdminGate(shop.extras["admins"]),
             limiter,
         ]
     )

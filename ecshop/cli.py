@@ -86,11 +86,66 @@ def _redis_info(url: str) -> str:
     return mask(line)
 
 
+def _check_admin_access(config: Config) -> None:
+    """Refuse to serve a shop nobody can run: no admin account and no admin token."""
+    from ecshop.store import open_store
+
+    if config.admin_token:
+        return
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    try:
+        with store.read() as tx:
+            accounts = tx.scalar("SELECT COUNT(*) FROM admin_users WHERE disabled_at IS NULL")
+    finally:
+        store.close()
+    if not accounts:
+        raise ShopError(
+            "there is no way into this shop's admin: make an owner account with "
+            "`ecshop admin create-user <name>` (or set ECSHOP_ADMIN_TOKEN for the admin API)"
+        )
+
+
+def cmd_admin(args: argparse.Namespace, config: Config) -> int:
+    import getpass
+
+    from ecshop import audit
+    from ecshop.admins import AdminUsers
+    from ecshop.store import open_store
+    from ecshop.throttle import Throttle
+
+    store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+    try:
+        admins = AdminUsers(store, Throttle(store))
+        if args.admin_command == "list-users":
+            for user in admins.all():
+                state = "disabled" if user["disabled_at"] else "active"
+                totp = ", totp" if user["totp"] else ""
+                print(f"{user['username']}\t{user['role']}\t{state}{totp}")
+            return 0
+        password = config.admin_password
+        if not password:
+            if not sys.stdin.isatty():
+                raise ShopError("set ECSHOP_ADMIN_PASSWORD, or run this in a terminal to type it")
+            password = getpass.getpass(f"password for {args.username}: ")
+            if getpass.getpass("again: ") != password:
+                raise ShopError("the two passwords differ")
+        user = admins.create(args.username, password, args.role, totp=args.totp)
+        audit.record(store, audit.Actor.cli(), "admin.create_user", user["username"],
+                     after={"role": user["role"], "totp": bool(args.totp)})  # fmt: skip
+        print(f"admin account {user['username']} ({user['role']}) created")
+        if args.totp:
+            print(f"add it to an authenticator app: {user['totp_uri']}")
+        return 0
+    finally:
+        store.close()
+
+
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from ecshop.plugins import load_plugins
 
     check_serving(config)
     cmd_migrate(args, config)
+    _check_admin_access(config)
     host = load_plugins(config)
     for line in host.plugin_lines() + host.gateway_lines():
         print(f"ecshop serve: {line}", file=sys.stderr, flush=True)
@@ -151,6 +206,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     store.migrate()
     shop = _shop(demo_config)
     added = demo.seed(shop.store, shop.stock, demo_config.currency)
+    owner, owner_password = demo.owner_account(shop.store, data)
     shop.close()
     gateway = subprocess.Popen(
         [sys.executable, "-m", "ecshop.sandbox.server", "--port", str(gw_port),
@@ -170,6 +226,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         print(f"  catalog (JSON):  {base}/api/v1/products")
         print(f"  OpenAPI:         {base}/api/openapi.json")
         print(f"  sandbox gateway: http://127.0.0.1:{gw_port}")
+        print(f"  admin pages:     {base}/admin (user {owner}, password {owner_password})")
         print(f"  admin API token: {admin_token}")
         print(f"  buyers' mail:    {child['ECSHOP_MAIL_DIR']} (.eml files)")
         print("Press Ctrl+C to stop.", flush=True)
@@ -208,9 +265,20 @@ def cmd_stock(args: argparse.Namespace, config: Config) -> int:
 
     shop = _shop(config)
     try:
+        from ecshop import audit
+
         if args.stock_command == "audit":
-            return int(stock_cli.audit(shop, args.fix))
-        return int(stock_cli.rebuild(shop))
+            drift = shop.stock.audit() if args.fix else None
+            code = int(stock_cli.audit(shop, args.fix))
+            if drift:
+                audit.record(shop.store, audit.Actor.cli(), "stock.rebuild", "engine",
+                             {"drift": drift}, {"drift": shop.stock.audit()})  # fmt: skip
+            return code
+        before = shop.stock.audit()
+        code = int(stock_cli.rebuild(shop))
+        audit.record(shop.store, audit.Actor.cli(), "stock.rebuild", "engine", {"drift": before},
+                     {"drift": shop.stock.audit()})  # fmt: skip
+        return code
     finally:
         shop.close()
 
@@ -265,13 +333,15 @@ def cmd_mail(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_maintenance(args: argparse.Namespace, config: Config) -> int:
-    from ecshop import maintenance
+    from ecshop import audit, maintenance
     from ecshop.store import open_store
 
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
-    maintenance.write(
-        store, maintenance.Maintenance(args.state == "on", args.message, args.retry_after)
-    )
+    before = maintenance.read(store)
+    state = maintenance.Maintenance(args.state == "on", args.message, args.retry_after)
+    maintenance.write(store, state)
+    audit.record(store, audit.Actor.cli(), "maintenance.set", "maintenance", before.__dict__,
+                 state.__dict__)  # fmt: skip
     print(f"maintenance mode {args.state}" + (f": {args.message}" if args.message else ""))
     return 0
 
@@ -326,6 +396,9 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     store.migrate()
     counts = dataio.import_(store, args.path)
     print(f"imported {args.path} into {store.describe()}: {_counts(counts) or 'empty'}")
+    from ecshop import audit
+
+    audit.record(store, audit.Actor.cli(), "shop.import", str(args.path)[:255], None, counts)
     if config.redis_url:
         from ecshop.stock import cli as stock_cli
 
@@ -401,6 +474,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bind", default="127.0.0.1:8000")
     p.add_argument("--workers", type=int, default=2)
     add("migrate", cmd_migrate, "create or upgrade the database schema")
+    p = add("admin", cmd_admin, "manage the accounts of the admin pages")
+    admin_sub = p.add_subparsers(dest="admin_command", required=True, metavar="ACTION")
+    create = admin_sub.add_parser(
+        "create-user",
+        help="make an admin account (password typed twice, or from ECSHOP_ADMIN_PASSWORD)",
+    )
+    create.add_argument("username")
+    create.add_argument("--role", choices=["owner", "staff"], default="owner",
+                        help="owner (everything) or staff (no refunds, settings or accounts)")  # fmt: skip
+    create.add_argument("--totp", action="store_true",
+                        help="ask for an authenticator app's code at login too")  # fmt: skip
+    admin_sub.add_parser("list-users", help="list the admin accounts")
     add("info", cmd_info, "show versions, the live stock core and the servers in use")
     p = add("plugins", cmd_plugins, "list plugins and gateways found, with their settings")
     p.add_argument("--strict", action="store_true",

@@ -202,6 +202,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "DATABASE_URL": (_database_url, "sqlite:///ecshop-data/shop.db"),
     "REDIS_URL": (_redis_url, ""),
     "ADMIN_TOKEN": (_text, ""),
+    "ADMIN_PASSWORD": (_text, ""),
     "SECRET_KEY": (_text, ""),
     "BASE_URL": (_text, "http://127.0.0.1:8000"),
     "CURRENCY": (_currency, "JPY"),
@@ -248,7 +249,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
 }
 # Settings whose value never appears in an error message.
-SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY", "SMTP_URL"})
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "ADMIN_PASSWORD", "SECRET_KEY", "SMTP_URL"})
 MIN_SECRET_BYTES = 32
 MIN_ADMIN_TOKEN_CHARS = 32
 
@@ -261,6 +262,7 @@ class Config:
     redis_url: str = ""
     # NOTE: secrets stay out of repr(), so a logged or printed config shows none.
     admin_token: str = field(default="", repr=False)
+    admin_password: str = field(default="", repr=False)
     secret_key: str = field(default="", repr=False)
     base_url: str = "http://127.0.0.1:8000"
     currency: str = "JPY"

@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 # start with a fresh session (members log in again).
 TABLES = ("settings", "products", "stock", "stock_changes", "stock_holds", "members", "orders",
           "order_lines", "order_fees", "order_taxes", "order_events", "payments_journal",
-          "order_refunds", "outbox", "idempotency_keys")  # fmt: skip
+          "order_refunds", "outbox", "idempotency_keys", "admin_users", "audit_log")  # fmt: skip
 CHUNK = 500
 
 

@@ -104,3 +104,19 @@ def secrets_in(data: Path) -> tuple[str, str, str]:
     gateway_secret, admin_token = pair.split()
     key = _kept(data / SECRET_KEY_FILE, lambda: secrets.token_hex(32) + "\n").strip()
     return gateway_secret, admin_token, key
+
+
+DEMO_OWNER = "owner"
+
+
+def owner_account(store: Any, data: Path) -> tuple[str, str]:
+    """The demo's owner account for the admin pages (``owner`` and a password made on the
+    first start, kept in ``data/admin-password``)."""
+    from ecshop.admins import AdminUsers
+    from ecshop.throttle import Throttle
+
+    password = _kept(data / "admin-password", lambda: secrets.token_urlsafe(12) + "\n").strip()
+    admins = AdminUsers(store, Throttle(store))
+    if not any(a["username"] == DEMO_OWNER for a in admins.all()):
+        admins.create(DEMO_OWNER, password, "owner")
+    return DEMO_OWNER, password

@@ -19,6 +19,7 @@ the database, renewed each pass.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -61,6 +62,19 @@ class ReconcileReport:
 
     def __str__(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.__dict__.items())
+
+
+LAST_PASS = "reconcile_last_pass"
+
+
+def _remember_pass(store: Store, report: ReconcileReport) -> None:
+    """The last whole pass, for the admin dashboard (``settings``)."""
+    value, now = json.dumps(report.__dict__), time.time()
+    with store.tx() as tx:
+        if not tx.execute("UPDATE settings SET value = ?, updated_at = ? WHERE name = ?",
+                          (value, now, LAST_PASS)):  # fmt: skip
+            tx.execute("INSERT INTO settings (name, value, updated_at) VALUES (?, ?, ?)",
+                       (LAST_PASS, value, now))  # fmt: skip
 
 
 def acquire_lease(store: Store, name: str, holder: str, ttl: float) -> bool:
@@ -176,6 +190,7 @@ class Reconciler:
         report.swept = int(self.stock.sweep() or 0)
         if self.mail is not None:  # last: this pass's own changes have mail too
             report.mailed = self.mail.send_due().sent
+        _remember_pass(self.store, report)
         return report
 
     def _release_orphans(self, report: ReconcileReport) -> None:

@@ -89,8 +89,12 @@ class SessionStore:
     """
 
     def __init__(self, store: Store, secret_key: str, ttl: int,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, *, kind: str = "") -> None:  # fmt: skip
         self.store = store
+        # NOTE: another kind of session (the admin's) signs with other purposes, so a
+        # shopper's cookie is no admin cookie, even copied over.
+        self._purpose = PURPOSE if not kind else f"ecshop-{kind}-session\n".encode()
+        self._csrf_purpose = CSRF_PURPOSE if not kind else f"ecshop-{kind}-csrf\n".encode()
         self._key = secret_key.encode() if secret_key else secrets.token_bytes(32)
         self.ttl = ttl
         self.clock = clock
@@ -98,7 +102,7 @@ class SessionStore:
 
     # -- cookies -------------------------------------------------------------------------
     def _mac(self, session_id: str) -> str:
-        return hmac.new(self._key, PURPOSE + session_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(self._key, self._purpose + session_id.encode(), hashlib.sha256).hexdigest()
 
     def cookie_value(self, session: Session) -> str:
         return f"{session.id}.{self._mac(session.id)}"
@@ -113,7 +117,9 @@ class SessionStore:
 
     # -- rows ----------------------------------------------------------------------------
     def _csrf(self, session_id: str) -> str:
-        return hmac.new(self._key, CSRF_PURPOSE + session_id.encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._key, self._csrf_purpose + session_id.encode(), hashlib.sha256
+        ).hexdigest()
 
     def new(self, session_id: str | None = None) -> Session:
         """A fresh, empty session (written by :meth:`save` once it holds something)."""

@@ -128,3 +128,14 @@ def send_json(resp: falcon.Response, body: Any, status: str | int = falcon.HTTP_
     resp.status = status
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def audit_request(store: Any, req: falcon.Request, action: str, target: str = "",
+                  before: Any = None, after: Any = None) -> None:  # fmt: skip
+    """One audit-log line for an admin change made by this request (the token's, or the
+    admin page's account: ``req.context.actor``)."""
+    from ecshop import audit
+
+    actor = getattr(req.context, "actor", None)
+    audit.record(store, actor if isinstance(actor, audit.Actor) else audit.TOKEN, action,
+                 target, before, after)  # fmt: skip

@@ -78,16 +78,20 @@ class PageSessions:
             ``Secure`` and takes the ``__Host-`` prefix.
     """
 
-    def __init__(self, sessions: SessionStore, *, https: bool, max_body: int) -> None:
+    def __init__(self, sessions: SessionStore, *, https: bool, max_body: int,
+                 name: str = "ecshop_session", marker: str = "uses_session",
+                 same_site: str = "Lax") -> None:  # fmt: skip
         self.sessions = sessions
         self.https = https
-        self.cookie = ("__Host-" if https else "") + "ecshop_session"
+        self.cookie = ("__Host-" if https else "") + name
         self.max_body = max_body
+        self.marker = marker
+        self.same_site = same_site
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
     ) -> None:
-        if not getattr(resource, "uses_session", False):
+        if not getattr(resource, self.marker, False):
             return
         values = req.get_cookie_values(self.cookie) or []
         session = self.sessions.load(values[0] if values else None) or self.sessions.new()
@@ -118,6 +122,8 @@ class PageSessions:
         if str(resp.content_type or "").startswith("text/html"):
             secure_headers(resp)
         session: Session | None = getattr(req.context, "session", None)
+        if not getattr(resource, self.marker, False):
+            return
         if session is None or (session.new and int(str(resp.status)[:3]) >= 400):
             return  # a refused request leaves no session behind
         # a login or logout replaced the session: the browser gets the new id
@@ -131,7 +137,7 @@ class PageSessions:
     def _set_cookie(self, resp: falcon.Response, session: Session) -> None:
         resp.set_cookie(
             self.cookie, self.sessions.cookie_value(session), max_age=self.sessions.ttl,
-            path="/", secure=self.https, http_only=True, same_site="Lax",
+            path="/", secure=self.https, http_only=True, same_site=self.same_site,
         )  # fmt: skip
 
 

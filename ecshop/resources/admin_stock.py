@@ -12,7 +12,7 @@ import falcon
 
 from ecshop.errors import PayloadTooLarge
 from ecshop.resources._declare import PAGING, declare, ok, page_of, path, query
-from ecshop.resources._http import DEFAULT_MAX_BODY, read_body, send_json
+from ecshop.resources._http import DEFAULT_MAX_BODY, audit_request, read_body, send_json
 from ecshop.resources._shapes import AUDIT, IMPORT_DIFF, REBUILT, STOCK_ITEM
 from ecshop.schema import COUNT, DELTA, SKU, TEXT, obj
 from ecshop.stock._types import Levels
@@ -25,7 +25,9 @@ COUNTED = obj({"on_hand": COUNT, "expected_on_hand": COUNT}, {"reason": TEXT})
 
 
 def _actor(req: falcon.Request) -> str:
-    return str(getattr(req.context, "actor", None) or "admin")
+    """The name stock changes are recorded under (``token``, ``admin:<name>``)."""
+    actor = getattr(req.context, "actor", None)
+    return str(getattr(actor, "name", None) or actor or "admin")
 
 
 def _item(sku: str, levels: Levels) -> dict[str, Any]:
@@ -33,9 +35,18 @@ def _item(sku: str, levels: Levels) -> dict[str, Any]:
 
 
 class _Resource:
-    def __init__(self, engine: Any, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(self, engine: Any, *, max_body: int = DEFAULT_MAX_BODY, store: Any = None) -> None:
         self.engine = engine
         self.max_body = max_body
+        self.store = store
+
+    def levels(self, sku: str) -> dict[str, Any] | None:
+        found = self.engine.levels([sku])
+        return found[sku].to_dict() if sku in found else None
+
+    def audit(self, req: falcon.Request, action: str, target: str, before: Any, after: Any) -> None:
+        if self.store is not None:
+            audit_request(self.store, req, action, target, before, after)
 
 
 class StockList(_Resource):
@@ -59,7 +70,10 @@ class StockAdjust(_Resource):
     def on_post(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Move on_hand by a delta, with a reason."""
         body = req.context.body
+        before = self.levels(sku)
         levels = self.engine.adjust(sku, body["delta"], reason=body["reason"], actor=_actor(req))
+        self.audit(req, "stock.adjust", sku, before,
+                   {**levels.to_dict(), "delta": body["delta"], "reason": body["reason"]})  # fmt: skip
         send_json(resp, _item(sku, levels))
 
 
@@ -79,10 +93,12 @@ class StockItem(_Resource):
     def on_put(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Set on_hand from a count; 409 when expected_on_hand is no longer true."""
         body = req.context.body
+        before = self.levels(sku)
         levels = self.engine.set_on_hand(
             sku, body["on_hand"], expected_on_hand=body["expected_on_hand"], actor=_actor(req),
             reason=body.get("reason", "count"),
         )  # fmt: skip
+        self.audit(req, "stock.set", sku, before, levels.to_dict())
         send_json(resp, _item(sku, levels))
 
 
@@ -106,6 +122,8 @@ class StockImport(_Resource):
             ) from exc
         rows = parse_counts_csv(raw)
         diff = self.engine.import_counts(rows, dry_run=bool(dry_run), actor=_actor(req))
+        if not dry_run:
+            self.audit(req, "stock.import", f"{len(diff)} SKUs", None, {"items": diff})
         send_json(resp, {"dry_run": bool(dry_run), "applied": not dry_run, "items": diff})
 
 
@@ -125,8 +143,10 @@ class StockRebuild(_Resource):
     @declare(answers=(ok(REBUILT, "rebuilt"),))
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Recompute the stock engine from the database."""
+        before = self.engine.audit()
         self.engine.rebuild()
         drift = self.engine.audit()
+        self.audit(req, "stock.rebuild", "engine", {"drift": before}, {"drift": drift})
         send_json(resp, {"rebuilt": True, "drift": drift, "consistent": not drift})
 
 
@@ -134,9 +154,14 @@ def add_routes(app: falcon.App, shop: Any) -> None:
     """Mount the admin stock endpoints on ``app`` for ``shop.stock``."""
     engine = shop.stock
     max_body = int(getattr(getattr(shop, "config", None), "max_body", DEFAULT_MAX_BODY))
-    app.add_route("/api/v1/admin/stock", StockList(engine, max_body=max_body))
-    app.add_route("/api/v1/admin/stock/import", StockImport(engine, max_body=max_body))
-    app.add_route("/api/v1/admin/stock/audit", StockAudit(engine, max_body=max_body))
-    app.add_route("/api/v1/admin/stock/rebuild", StockRebuild(engine, max_body=max_body))
-    app.add_route("/api/v1/admin/stock/{sku}", StockItem(engine, max_body=max_body))
-    app.add_route("/api/v1/admin/stock/{sku}/adjust", StockAdjust(engine, max_body=max_body))
+    store = getattr(shop, "store", None)
+    app.add_route("/api/v1/admin/stock", StockList(engine, max_body=max_body, store=store))
+    app.add_route("/api/v1/admin/stock/import", StockImport(engine, max_body=max_body, store=store))
+    app.add_route("/api/v1/admin/stock/audit", StockAudit(engine, max_body=max_body, store=store))
+    app.add_route(
+        "/api/v1/admin/stock/rebuild", StockRebuild(engine, max_body=max_body, store=store)
+    )
+    app.add_route("/api/v1/admin/stock/{sku}", StockItem(engine, max_body=max_body, store=store))
+    app.add_route(
+        "/api/v1/admin/stock/{sku}/adjust", StockAdjust(engine, max_body=max_body, store=store)
+    )

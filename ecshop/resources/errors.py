@@ -13,7 +13,7 @@ import falcon
 
 from ecshop.errors import ShopError
 from ecshop.resources.context import request_id
-from ecshop.resources.middleware import STOREFRONT, lane_of
+from ecshop.resources.middleware import ADMIN_PAGES, STOREFRONT, lane_of
 
 log = logging.getLogger("ecshop.http")
 #: page routes outside the storefront lane whose errors a browser sees
@@ -28,8 +28,11 @@ def wants_html(req: falcon.Request) -> bool:
     Decided on the matched route (a storefront page or the return page, never
     ``/api/``) and on ``Accept`` (HTML preferred to JSON, as browsers send it)."""
     template = req.uri_template or ""
-    page = template in _PAGE_ROUTES or (
-        lane_of(req.uri_template) == STOREFRONT and not template.startswith("/api/")
+    lane = lane_of(req.uri_template)
+    page = (
+        template in _PAGE_ROUTES
+        or lane == ADMIN_PAGES
+        or (lane == STOREFRONT and not template.startswith("/api/"))
     )
     return page and req.client_prefers(["application/json", "text/html"]) == "text/html"
 

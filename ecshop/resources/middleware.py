@@ -9,21 +9,27 @@ check (docs/architecture.md, "Lanes").
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any
 
 import falcon
 
+from ecshop.audit import TOKEN as TOKEN_ACTOR
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
 
+log = logging.getLogger("ecshop.admin")
 ADMIN_PREFIX = "/api/v1/admin"
+ADMIN_PAGES_PREFIX = "/admin"
 
 ADMIN, PAYMENTS, SERVICE, STOREFRONT = "admin", "payments", "service", "storefront"
+ADMIN_PAGES = "admin_pages"
 _SERVICE_ROUTES = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
 
 
 def lane_of(template: str | None) -> str:
-    """The lane of a matched route template: admin, payments, service or storefront.
+    """The lane of a matched route template: admin (the API), admin_pages, payments,
+    service or storefront.
 
     Unmatched requests (no template) are storefront: they are shed and closed for
     maintenance like any page, and answer 404 otherwise.
@@ -32,6 +38,8 @@ def lane_of(template: str | None) -> str:
         return STOREFRONT
     if template == ADMIN_PREFIX or template.startswith(ADMIN_PREFIX + "/"):
         return ADMIN
+    if template == ADMIN_PAGES_PREFIX or template.startswith(ADMIN_PAGES_PREFIX + "/"):
+        return ADMIN_PAGES
     if template.startswith("/payments/"):
         return PAYMENTS
     if template in _SERVICE_ROUTES:
@@ -69,13 +77,16 @@ class RequestGuard:
             token.strip().encode("utf-8"), self.admin_token
         ):
             resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-admin"')
+            log.warning("admin API: missing or wrong token for %s %s from %s", req.method,
+                        req.uri_template, req.remote_addr)  # fmt: skip
             raise Unauthorized(
                 "missing or wrong admin token (Authorization: Bearer <ECSHOP_ADMIN_TOKEN>)"
             )
+        req.context.actor = TOKEN_ACTOR
 
 
 # Lanes that stay open in maintenance mode and are never shed: payments in flight must land.
-ALWAYS_OPEN = frozenset({ADMIN, PAYMENTS, SERVICE})
+ALWAYS_OPEN = frozenset({ADMIN, ADMIN_PAGES, PAYMENTS, SERVICE})
 
 
 def queued_since(header: str | None) -> float | None:

@@ -23,7 +23,7 @@ from ecshop.orders import (
 )
 from ecshop.reconcile import UNREACHABLE
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
-from ecshop.resources._http import send_json
+from ecshop.resources._http import audit_request, send_json
 from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
 from ecshop.schema import POSITIVE_MONEY, TEXT, TOKEN, obj
 from ecshop.store import Tx
@@ -286,13 +286,16 @@ class AdminOrderAction:
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_ship(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Ship a paid order: on_hand decreases by the shipped quantities."""
-        self._done(resp, self.shop.orders.ship(number, actor="admin").order)
+        before = self._state(number)
+        order = self.shop.orders.ship(number, actor="admin").order
+        self._done(req, resp, "order.ship", before, order)
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Cancel an unpaid, accepted or paid order (a paid one is refunded and restocked)."""
         with self.shop.store.read() as tx:
             order = load(tx, number)
+        before = _state_of(order)
         outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
         if order["status"] == "paid" and outstanding > 0:
             # NOTE: the refund is recorded without settling the order as `refunded`,
@@ -311,9 +314,9 @@ class AdminOrderAction:
             # settle the order as refunded (stock back too): the cancel's aim is met.
             if not (order["status"] == "paid" and now["status"] == REFUNDED):
                 raise
-            self._done(resp, now)
+            self._done(req, resp, "order.cancel", before, now)
             return
-        self._done(resp, change.order)
+        self._done(req, resp, "order.cancel", before, change.order)
 
     @declare(params=NUMBER_PATH, body=REFUND, body_required=False,
              answers=(ok(ORDER, "the order after the refund"),))  # fmt: skip
@@ -333,7 +336,8 @@ class AdminOrderAction:
             order, amount, actor="admin", reason=str(body.get("reason", "refund by the admin"))
         )
         with self.shop.store.read() as tx:
-            self._done(resp, load(tx, number))
+            after = load(tx, number)
+        self._done(req, resp, "order.refund", {**_state_of(order), "refund": amount}, after)
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_mark_paid(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
@@ -343,14 +347,26 @@ class AdminOrderAction:
         had no stock (needs attention); never for a cancelled order."""
         with self.shop.store.read() as tx:
             order = load(tx, number)
+        before = _state_of(order)
         backorder = order["status"] == NEEDS_ATTENTION
         change = self.shop.orders.mark_paid(
             number, amount=int(order["paid_amount"] if backorder else order["total"]),
             payment_id=order["payment_id"], actor="admin", reason="marked paid by the admin",
             move="fulfil_backorder" if backorder else "mark_paid",
         )  # fmt: skip
-        self._done(resp, change.order)
+        self._done(req, resp, "order.mark_paid", before, change.order)
 
-    def _done(self, resp: falcon.Response, order: dict[str, Any]) -> None:
+    def _state(self, number: str) -> dict[str, Any]:
+        with self.shop.store.read() as tx:
+            return _state_of(load(tx, number))
+
+    def _done(self, req: falcon.Request, resp: falcon.Response, action: str,
+              before: dict[str, Any], order: dict[str, Any]) -> None:  # fmt: skip
+        audit_request(self.shop.store, req, action, str(order["number"]), before, _state_of(order))
         with self.shop.store.read() as tx:
             send_json(resp, view_of(tx, order))
+
+
+def _state_of(order: dict[str, Any]) -> dict[str, Any]:
+    """What the audit log keeps of an order before and after a change."""
+    return {k: order[k] for k in ("status", "stock_state", "paid_amount", "refunded_amount")}

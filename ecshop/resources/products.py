@@ -8,7 +8,7 @@ import falcon
 
 from ecshop import catalog
 from ecshop.resources._declare import PAGING, Answer, declare, ok, page_of, path
-from ecshop.resources._http import send_json
+from ecshop.resources._http import audit_request, send_json
 from ecshop.resources._shapes import PRODUCT, PRODUCT_VIEW
 from ecshop.schema import SKU
 
@@ -85,6 +85,7 @@ class AdminProductList:
             actor="admin",
         )
         resp.location = f"/api/v1/products/{row['sku']}"
+        audit_request(self.shop.store, req, "product.create", row["sku"], None, catalog.render(row))
         send_json(resp, catalog.render(row), falcon.HTTP_201)
 
 
@@ -105,12 +106,16 @@ class AdminProductItem:
     def on_put(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Change name, description, price or active."""
         data = req.context.body
+        before = catalog.render(catalog.get_product(self.shop.store, sku, include_inactive=True))
         row = catalog.update_product(self.shop.store, sku, data, currency=self.shop.config.currency,
                                      tax_classes=dict(self.shop.config.tax_rates))  # fmt: skip
+        audit_request(self.shop.store, req, "product.update", sku, before, catalog.render(row))
         send_json(resp, catalog.render(row))
 
     @declare(params=SKU_PATH, answers=(Answer(204, "archived"),))
     def on_delete(self, req: falcon.Request, resp: falcon.Response, sku: str) -> None:
         """Archive a product."""
+        before = catalog.render(catalog.get_product(self.shop.store, sku, include_inactive=True))
         catalog.delete_product(self.shop.store, sku)
+        audit_request(self.shop.store, req, "product.archive", sku, before, None)
         resp.status = falcon.HTTP_204

@@ -11,7 +11,7 @@ import falcon
 from ecshop import maintenance
 from ecshop.metrics import WorkerCounters, render, sample
 from ecshop.resources._declare import Answer, declare, ok
-from ecshop.resources._http import send_json
+from ecshop.resources._http import audit_request, send_json
 from ecshop.resources._shapes import HEALTH, MAINTENANCE
 from ecshop.schema import FLAG, obj
 
@@ -124,7 +124,9 @@ class MaintenanceResource:
         body = req.context.body
         message = body.get("message", "")
         retry_after = body.get("retry_after", 300)
-        maintenance.write(
-            self.shop.store, maintenance.Maintenance(body["on"], message, retry_after)
-        )
+        before = maintenance.read(self.shop.store)
+        state = maintenance.Maintenance(body["on"], message, retry_after)
+        maintenance.write(self.shop.store, state)
+        audit_request(self.shop.store, req, "maintenance.set", "maintenance", before.__dict__,
+                      state.__dict__)  # fmt: skip
         send_json(resp, {"on": body["on"], "message": message, "retry_after": retry_after})
