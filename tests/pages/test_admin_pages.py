@@ -123,7 +123,9 @@ def test_maintenance_from_the_page_is_audited_and_closes_the_storefront(admin_sh
     owner = admin_shop.shopper()
     admin_login(owner)
     owner.get("/admin/maintenance")
-    done = owner.post("/admin/maintenance", {"on": "1", "message": "Moving house", "retry_after": "120"})
+    done = owner.post(
+        "/admin/maintenance", {"on": "1", "message": "Moving house", "retry_after": "120"}
+    )
     assert done.status_code == 303
     closed = admin_shop.shopper().get("/")
     assert closed.status_code == 503 and "Moving house" in closed.text
