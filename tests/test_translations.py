@@ -11,6 +11,7 @@ from pathlib import Path
 from ecshop import members, pages
 from ecshop.app import TITLES
 from ecshop.render import load_translations
+from ecshop.resources import admin_pages
 
 ROOT = Path(__file__).resolve().parents[1] / "ecshop"
 TEMPLATE_TEXT = re.compile(r'_\(\s*"((?:[^"\\]|\\.)*)"')
@@ -29,12 +30,13 @@ def _tr_messages(source: str) -> set[str]:
 
 def shown_texts() -> set[str]:
     texts: set[str] = set()
-    for template in (ROOT / "templates").glob("*.html"):
+    for template in (ROOT / "templates").rglob("*.html"):
         texts |= set(TEMPLATE_TEXT.findall(template.read_text("utf-8")))
     for module in (ROOT / "resources").glob("*.py"):
         texts |= _tr_messages(module.read_text("utf-8"))
     texts |= set(pages.STATUS_LABELS.values()) | set(pages.ORDER_MESSAGES.values())
     texts |= {f["label"] for f in pages.DEFAULT_CHECKOUT_FIELDS} | set(TITLES.values())
+    texts |= set(admin_pages.SHOWN)
     texts |= {"Use a password of at least 8 characters.", "This password is too long.",
               "An account with this email address already exists."}  # fmt: skip
     return texts

@@ -24,7 +24,15 @@ from ecshop.admins import AdminLoginFailed, require
 from ecshop.audit import Actor
 from ecshop.reconcile import LAST_PASS
 from ecshop.resources._declare import declare, query
-from ecshop.resources._page import FORM, HTML_ANSWER, SEE_OTHER, local_path, render, see_other
+from ecshop.resources._page import (
+    FORM,
+    HTML_ANSWER,
+    SEE_OTHER,
+    local_path,
+    page_language,
+    render,
+    see_other,
+)
 from ecshop.resources.middleware import ADMIN_PAGES, lane_of
 from ecshop.resources.ratelimit import client_address
 from ecshop.throttle import LoginThrottled
@@ -33,6 +41,12 @@ NEXT = query("next", {"type": "string", "maxLength": 2000}, description="where t
 #: how long an admin session lasts after its last use
 ADMIN_SESSION_TTL = 12 * 3600
 HOURS = 48
+#: texts the admin templates show from variables (the navigation, the roles) and the
+#: messages of this module, for the translation check
+SHOWN = ("Dashboard", "Orders", "Products", "Stock", "Members", "Maintenance", "Plugins",
+         "Audit log", "owner", "staff", "The user name, password or code is wrong.",
+         "Too many failed logins: wait 15 minutes and try again.", "Maintenance is on.",
+         "Maintenance is off.", "You are logged out.")  # fmt: skip
 
 
 class AdminGate:
@@ -76,8 +90,12 @@ class AdminPage:
                {"admin": admin, "section": template.split("/")[-1].split(".")[0], **context},
                status)  # fmt: skip
 
+    def tr(self, req: falcon.Request, message: str, **values: Any) -> str:
+        return str(self.renderer.gettext(page_language(req), message, **values))
+
     def flash(self, req: falcon.Request, text: str, kind: str = "info") -> None:
-        req.context.session.flash(text, kind)
+        """A one-shot message (an English message id, shown translated)."""
+        req.context.session.flash(self.tr(req, text), kind)
 
     def audit(self, req: falcon.Request, action: str, target: str = "",
               before: Any = None, after: Any = None) -> None:  # fmt: skip
@@ -135,7 +153,7 @@ class Login(AdminPage):
         sessions = self.shop.extras["admin_sessions"]
         sessions.end(req.context.session)
         req.context.session = sessions.new()
-        req.context.session.flash("You are logged out.")
+        req.context.session.flash(self.tr(req, "You are logged out."))
         see_other(resp, "/admin/login")
 
 
