@@ -7,14 +7,13 @@ through the :class:`Shop` it receives; nothing is read from module globals.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import falcon
 
 from ecshop.checkout import CheckoutService
-from ecshop.config import Config, load_config
+from ecshop.config import Config, load_config, multiprocess_dir
 from ecshop.delivery import DeliveryPolicy
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
@@ -22,7 +21,7 @@ from ecshop.mailer import build_sender
 from ecshop.maintenance import MaintenanceSwitch
 from ecshop.media import MediaFolder
 from ecshop.members import Members
-from ecshop.metrics import WorkerCounters
+from ecshop.metrics import announce_build, multiprocess_live
 from ecshop.orders import OrderService
 from ecshop.outbox import MailSender
 from ecshop.payments.flow import PaymentFlow
@@ -49,13 +48,14 @@ from ecshop.resources.middleware import (
     LoadShedder,
     MaintenanceGate,
     RequestGuard,
-    ResponseCounter,
+    ResponseMetrics,
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
 from ecshop.sessions import SessionStore
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
+from ecshop.stockcore import core
 from ecshop.store import Store, open_store
 from ecshop.tax import TaxPolicy
 from ecshop.throttle import Throttle
@@ -227,18 +227,26 @@ def error_page(renderer: Renderer) -> errors.PageWriter:
     return write
 
 
+def _metrics_folder() -> str:
+    """The multiprocess folder this process counts in (``ecshop serve``), or ``""``."""
+    folder = multiprocess_dir()
+    if folder and not multiprocess_live():
+        # NOTE: prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set:
+        # this process's counts stay in memory, where no scrape sees them.
+        log.error("metrics: this process does not write to %s; its counts are missing "
+                  "from /metrics", folder)  # fmt: skip
+    announce_build("compiled" if getattr(core, "COMPILED", False) else "python")
+    return folder
+
+
 def create_app(config: Config | None = None, *, shop: Shop | None = None) -> ShopApp:
     """Build the WSGI app. With no arguments, configuration comes from the environment."""
     if shop is None:
         shop = build_shop(config or load_config())
-    counters: Counter[tuple[str, str]] = Counter()
     shedder = LoadShedder(shop.config.shed_queue_ms)
     shop.extras["shedder"] = shedder
     limiter = RateLimiter(*shop.config.checkout_rate_limit, shop.config.trusted_proxies)
     shop.extras["limiter"] = limiter
-    published = WorkerCounters(
-        shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
-    )
     assets = static.StaticFiles()
     renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url)
     shop.extras["media"] = MediaFolder(shop.config.media_dir)
@@ -252,7 +260,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
-            ResponseCounter(counters, published),
+            ResponseMetrics(),
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
@@ -293,7 +301,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
 
     app.add_route("/api/v1/admin/maintenance", service.MaintenanceResource(shop))
     app.add_route("/healthz", service.Health(shop))
-    app.add_route("/metrics", service.Metrics(shop, published))
+    app.add_route("/metrics", service.Metrics(shop, _metrics_folder()))
     app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))
     shop.hooks.do_action("shop_started", shop)
     app.shop = shop  # type: ignore[attr-defined]

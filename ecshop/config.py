@@ -321,6 +321,18 @@ class Config:
         return self.group_commit == "on"
 
     @property
+    def metrics_home(self) -> str:
+        """The folder of the workers' metric files (:mod:`ecshop.metrics`):
+        ``METRICS_DIR``, else ``metrics`` in the data folder (beside a SQLite
+        database), else ``""``: ``ecshop serve`` makes a temporary one."""
+        if self.metrics_dir:
+            return self.metrics_dir
+        path = self.database_url.removeprefix("sqlite:///")
+        if path != self.database_url and path != ":memory:":
+            return str(Path(path).parent / "metrics")
+        return ""
+
+    @property
     def mail_on(self) -> bool:
         """Mail to buyers is written to the outbox: an SMTP server or a mail folder is set."""
         return bool(self.smtp_url or self.mail_dir)
@@ -466,6 +478,12 @@ def purepython_forced() -> bool:
 def require_extension() -> bool:
     """True when ``ECSHOP_REQUIRE_EXTENSION`` demands the compiled stock core."""
     return _bool(os.environ.get(PREFIX + "REQUIRE_EXTENSION", "0"))
+
+
+def multiprocess_dir() -> str:
+    """The folder prometheus_client's multiprocess mode writes this process's metrics
+    to (``PROMETHEUS_MULTIPROC_DIR``, which ``ecshop serve`` sets), or ``""``."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
 def child_environ(overrides: Mapping[str, str]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from typing import Any
 
 import falcon
@@ -31,12 +32,14 @@ def request_id(req: falcon.Request) -> str:
 
 
 class RequestContext:
-    """Gives each request its id and the body limit; echoes the id in every answer."""
+    """Gives each request its id, its start time (``req.context.started``, for the
+    metrics) and the body limit; echoes the id in every answer."""
 
     def __init__(self, config: Any) -> None:
         self.max_body = int(config.max_body)
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        req.context.started = time.perf_counter()
         req.context.log_token = bind_request_id(request_id(req))
         req.context.max_body = self.max_body
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import falcon
 
+from ecshop import metrics
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
 
 ADMIN_PREFIX = "/api/v1/admin"
@@ -106,7 +107,6 @@ class LoadShedder:
     def __init__(self, limit_ms: int, retry_after: int = 2) -> None:
         self.limit = limit_ms / 1000.0
         self.retry_after = retry_after
-        self.shed = 0
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
@@ -118,7 +118,7 @@ class LoadShedder:
             return
         waited = time.time() - since
         if waited > self.limit:
-            self.shed += 1
+            metrics.SHED.inc()
             raise Overloaded(
                 "the shop is very busy right now, please try again in a moment",
                 retry_after=self.retry_after, queued_ms=int(waited * 1000),
@@ -144,18 +144,33 @@ class MaintenanceGate:
             )
 
 
-class ResponseCounter:
-    """Counts responses per route template and status, for ``/metrics``, and publishes
-    this worker's counters for the others now and then (see ``ecshop.metrics``)."""
+class ResponseMetrics:
+    """Counts each response by route template and status and times it by route
+    (``ecshop_http_responses_total``, ``ecshop_http_request_duration_seconds``).
 
-    def __init__(self, counters: Any, published: Any = None) -> None:
-        self.counters = counters
-        self.published = published
+    The route is the matched template, never the raw path, so the number of series is
+    the number of routes. The labelled children are kept here by key: after the first
+    request of a kind, a response costs two dict lookups and the values' own writes.
+    """
+
+    def __init__(self) -> None:
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
         route = req.uri_template or "unmatched"
-        self.counters[(route, str(resp.status)[:3])] += 1
-        if self.published is not None:
-            self.published.maybe_publish()
+        status = resp.status_code
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[(route, status)] = metrics.HTTP_RESPONSES.labels(
+                route=route, status=str(status)
+            )
+        counter.inc()
+        started = getattr(req.context, "started", None)
+        if started is not None:
+            timer = self._timed.get(route)
+            if timer is None:
+                timer = self._timed[route] = metrics.HTTP_DURATION.labels(route=route)
+            timer.observe(time.perf_counter() - started)

@@ -21,6 +21,7 @@ from typing import Any
 
 import falcon
 
+from ecshop import metrics
 from ecshop.errors import RateLimited
 
 MAX_CLIENTS = 10_000
@@ -54,7 +55,6 @@ class RateLimiter:
         self.rate = burst / period if period else 0.0
         self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self.buckets: dict[str, tuple[float, float]] = {}
-        self.limited = 0
         self._lock = threading.Lock()
 
     def process_resource(
@@ -64,7 +64,7 @@ class RateLimiter:
             return
         wait = self.take(client_address(req, self.trusted))
         if wait > 0:
-            self.limited += 1
+            metrics.RATE_LIMITED.inc()
             raise RateLimited(
                 "too many orders from this address; please wait a moment and try again",
                 retry_after=max(1, math.ceil(wait)),
