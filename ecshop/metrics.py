@@ -89,6 +89,11 @@ CHECKOUT_DURATION = Histogram(
     "(an Idempotency-Key's earlier order), out_of_stock, refused (other 4xx), failed (5xx).",
     ("result",), registry=REGISTRY,
 )  # fmt: skip
+#: the checkout timer of each result
+CHECKOUT_TIMES = {
+    result: CHECKOUT_DURATION.labels(result=result)
+    for result in ("placed", "replayed", "out_of_stock", "refused", "failed")
+}
 ORDER_TRANSITIONS = _counter(
     "ecshop_order_transitions_total",
     "Order status changes committed, by move (ecshop.orders.MOVES) and statuses.",
@@ -107,6 +112,10 @@ HOLDS = _counter(
     "back by the reconciler because no order owned them).",
     ("event",),
 )
+#: the fixed events and results, shown (at 0) before they first happen
+HOLD_GRANTED, HOLD_REFUSED, HOLD_EXPIRED, HOLD_RECLAIMED = (
+    HOLDS.labels(event=e) for e in ("granted", "refused", "expired", "reclaimed")
+)
 RECONCILE_PASSES = _counter(
     "ecshop_reconcile_passes_total",
     "Reconciler passes by result: complete, stopped (lease lost or shutting down), failed.",
@@ -124,6 +133,12 @@ MAILS = _counter(
     "(given up after ECSHOP_MAIL_MAX_ATTEMPTS), stopped (by a plugin).",
     ("result",),
 )
+for _result in ("complete", "stopped", "failed"):
+    RECONCILE_PASSES.labels(result=_result)
+for _result in ("paid", "declined", "expired"):
+    RECONCILE_SETTLED.labels(outcome=_result)
+for _result in ("sent", "retried", "failed", "stopped"):
+    MAILS.labels(result=_result)
 
 # -- plugins and the store -------------------------------------------------------------
 PLUGIN_ACTION_ERRORS = _counter(
