@@ -160,6 +160,17 @@ def store(db_url: str) -> Iterator[Store]:
 
 
 # -- metrics -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of ``promtool`` (Prometheus's checker of the metrics text format)."""
+    import shutil
+
+    found = shutil.which("promtool")
+    if not found:
+        _unavailable("promtool is not installed: apt-get install prometheus")
+    return str(found)
+
+
 @pytest.fixture
 def counted() -> Callable[..., float]:
     """How much one sample of this process's metrics grew since the test began:
