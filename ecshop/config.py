@@ -221,6 +221,10 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "THREADS": (_positive_int, "8"),
     "BODY_TIMEOUT": (_positive_float, "20"),
     "METRICS_DIR": (_text, ""),
+    # GET /metrics answers a request bearing this token, or from an address of
+    # METRICS_ALLOW (the client's, as ECSHOP_TRUSTED_PROXIES tell it); 401/403 otherwise.
+    "METRICS_TOKEN": (_text, ""),
+    "METRICS_ALLOW": (_networks, "127.0.0.1,::1"),
     "MAX_LINES_PER_ORDER": (_positive_int, "50"),
     "MAX_QTY_PER_LINE": (_positive_int, "100"),
     "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
@@ -248,7 +252,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
 }
 # Settings whose value never appears in an error message.
-SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY", "SMTP_URL"})
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "SECRET_KEY", "SMTP_URL", "METRICS_TOKEN"})
 MIN_SECRET_BYTES = 32
 MIN_ADMIN_TOKEN_CHARS = 32
 
@@ -280,6 +284,8 @@ class Config:
     threads: int = 8
     body_timeout: float = 20.0
     metrics_dir: str = ""
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     max_lines_per_order: int = 50
     max_qty_per_line: int = 100
     checkout_rate_limit: tuple[int, float] = (20, 60.0)
@@ -453,7 +459,7 @@ def check_serving(config: Config) -> None:
     Raises:
         ConfigError: ``ECSHOP_SECRET_KEY`` is missing or shorter than 32 bytes, or
             ``ECSHOP_ADMIN_TOKEN`` is set but shorter than 32 characters (unset is
-            allowed: the admin API is then closed).
+            allowed: the admin API is then closed), or ``ECSHOP_METRICS_TOKEN`` is.
     """
     key_bytes = len(config.secret_key.encode("utf-8"))
     if key_bytes < MIN_SECRET_BYTES:
@@ -467,6 +473,11 @@ def check_serving(config: Config) -> None:
         raise ConfigError(
             f"{PREFIX}ADMIN_TOKEN is {len(config.admin_token)} characters long: use at least "
             f"{MIN_ADMIN_TOKEN_CHARS}, or leave it unset to close the admin API"
+        )
+    if config.metrics_token and len(config.metrics_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{PREFIX}METRICS_TOKEN is {len(config.metrics_token)} characters long: use at "
+            f"least {MIN_ADMIN_TOKEN_CHARS}, or leave it unset (ECSHOP_METRICS_ALLOW alone)"
         )
 
 

@@ -9,6 +9,8 @@ check (docs/architecture.md, "Lanes").
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import logging
 import time
 from typing import Any
 
@@ -16,11 +18,15 @@ import falcon
 
 from ecshop import metrics
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
+from ecshop.resources.ratelimit import client_address, in_networks
+
+log = logging.getLogger("ecshop.http")
 
 ADMIN_PREFIX = "/api/v1/admin"
 
 ADMIN, PAYMENTS, SERVICE, STOREFRONT = "admin", "payments", "service", "storefront"
-_SERVICE_ROUTES = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
+METRICS = "/metrics"
+_SERVICE_ROUTES = frozenset({"/healthz", METRICS, "/api/openapi.json"})
 
 
 def lane_of(template: str | None) -> str:
@@ -40,12 +46,30 @@ def lane_of(template: str | None) -> str:
     return STOREFRONT
 
 
+def _bearer(req: falcon.Request, token: bytes) -> bool:
+    """True when the request's ``Authorization: Bearer`` is ``token`` (never for none)."""
+    scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
+    # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
+    # the token holds (str compare_digest refuses non-ASCII).
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode("utf-8"), token)
+    )
+
+
 class RequestGuard:
-    """Refuses oversized bodies and unauthenticated admin calls before any resource runs."""
+    """Refuses oversized bodies, unauthenticated admin calls and scrapes of ``/metrics``
+    that bring neither its token nor an allowed address, before any resource runs."""
 
     def __init__(self, config: Any) -> None:
         self.max_body = config.max_body
         self.admin_token = config.admin_token.encode("utf-8")
+        self.metrics_token = config.metrics_token.encode("utf-8")
+        self.metrics_allow = tuple(ipaddress.ip_network(n, strict=False)
+                                   for n in config.metrics_allow)  # fmt: skip
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False)
+                             for n in config.trusted_proxies)  # fmt: skip
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_length is not None and req.content_length > self.max_body:
@@ -58,21 +82,33 @@ class RequestGuard:
     ) -> None:
         if lane_of(req.uri_template) == ADMIN:
             self._check_admin(req, resp)
+        elif req.uri_template == METRICS:
+            self._check_metrics(req, resp)
 
     def _check_admin(self, req: falcon.Request, resp: falcon.Response) -> None:
         if not self.admin_token:
             raise Forbidden("the admin API is disabled: set ECSHOP_ADMIN_TOKEN to enable it")
-        header = req.get_header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
-        # the token holds (str compare_digest refuses non-ASCII).
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode("utf-8"), self.admin_token
-        ):
+        if not _bearer(req, self.admin_token):
             resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-admin"')
             raise Unauthorized(
                 "missing or wrong admin token (Authorization: Bearer <ECSHOP_ADMIN_TOKEN>)"
             )
+
+    def _check_metrics(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """``/metrics``: its token (``ECSHOP_METRICS_TOKEN``) or an address of
+        ``ECSHOP_METRICS_ALLOW``; 401 (with a token to ask for) or 403 otherwise, and
+        nothing of the metrics."""
+        if _bearer(req, self.metrics_token):
+            return
+        address = client_address(req, self.trusted)
+        if in_networks(address, self.metrics_allow):
+            return
+        given = "a wrong token" if req.get_header("Authorization") else "no token"
+        log.warning("refused /metrics to %s (%s, an address not allowed)", address, given)
+        if self.metrics_token:
+            resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-metrics"')
+            raise Unauthorized("/metrics needs Authorization: Bearer <ECSHOP_METRICS_TOKEN>")
+        raise Forbidden("/metrics answers only the addresses of ECSHOP_METRICS_ALLOW")
 
 
 # Lanes that stay open in maintenance mode and are never shed: payments in flight must land.

@@ -30,21 +30,22 @@ MAX_CLIENTS = 10_000
 def client_address(req: falcon.Request, trusted: tuple[Any, ...]) -> str:
     """The client's address: the peer, or what trusted proxies say it is."""
     peer = req.remote_addr or ""
-    if not trusted or not _trusted(peer, trusted):
+    if not trusted or not in_networks(peer, trusted):
         return peer
     forwarded = [h.strip() for h in (req.get_header("X-Forwarded-For") or "").split(",")]
     for hop in reversed([h for h in forwarded if h]):
-        if not _trusted(hop, trusted):
+        if not in_networks(hop, trusted):
             return hop
     return peer
 
 
-def _trusted(address: str, trusted: tuple[Any, ...]) -> bool:
+def in_networks(address: str, networks: tuple[Any, ...]) -> bool:
+    """True when ``address`` is an IP address in one of ``networks``."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in trusted)
+    return any(ip in net for net in networks)
 
 
 class RateLimiter:

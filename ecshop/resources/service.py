@@ -51,9 +51,14 @@ class Metrics:
         self.shop = shop
         self.folder = folder  # the multiprocess folder, "" for this process alone
 
-    @declare(answers=(Answer(200, "Prometheus text format", {"type": "string"}, "text/plain"),))
+    @declare(answers=(
+        Answer(200, "Prometheus text format", {"type": "string"}, "text/plain"),
+        Answer(401, "no or a wrong ECSHOP_METRICS_TOKEN, from an address not allowed"),
+        Answer(403, "an address not in ECSHOP_METRICS_ALLOW (and no token is set)"),
+    ))  # fmt: skip
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Every worker's counters, histograms and gauges, and orders by status."""
+        """Every worker's counters, histograms and gauges, and orders by status: with
+        the metrics token, or from an allowed address."""
         resp.content_type = metrics.CONTENT_TYPE
         resp.data = metrics.exposition(self.shop.store, self.folder)
 
