@@ -357,7 +357,8 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     from ecshop.smoke import SmokeFailure, SmokeTest
 
     test = SmokeTest(args.base_url or config.base_url, args.admin_token or config.admin_token,
-                     gateway=args.gateway, sku=args.sku, timeout=args.timeout)  # fmt: skip
+                     gateway=args.gateway, sku=args.sku, timeout=args.timeout,
+                     metrics_token=config.metrics_token)  # fmt: skip
     try:
         number = test.run()
     except SmokeFailure as exc:
