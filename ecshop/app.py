@@ -43,7 +43,7 @@ from ecshop.resources import (
     storefront,
 )
 from ecshop.resources._page import PageSessions, render
-from ecshop.resources.context import RequestContext
+from ecshop.resources.context import AccessLog, RequestContext
 from ecshop.resources.middleware import (
     LoadShedder,
     MaintenanceGate,
@@ -257,9 +257,13 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         sessions, https=shop.config.base_url.startswith("https:"), max_body=shop.config.max_body
     )
     shop.extras["session_cookie"] = page_sessions.cookie
+    # NOTE: after RequestContext, so the access line is logged under the request's id
+    # (process_response runs in reverse order).
+    logged = [AccessLog(shop.config)] if shop.config.access_log else []
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
+            *logged,
             ResponseMetrics(),
             shedder,
             RequestGuard(shop.config),

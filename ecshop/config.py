@@ -231,6 +231,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
     "LOG_LEVEL": (_log_level, "INFO"),
     "LOG_FORMAT": (_log_format, "text"),
+    # one line per request on the ecshop.access logger
+    "ACCESS_LOG": (_bool, "1"),
     "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
     "GATEWAY_UNREACHABLE_RELEASE": (_bool, "0"),
     "TAX_RATES": (_tax_rates, "standard:10,reduced:8"),
@@ -292,6 +294,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     log_level: str = "INFO"
     log_format: str = "text"
+    access_log: bool = True
     gateway_unreachable_after: float = 24 * 3600.0
     gateway_unreachable_release: bool = False
     tax_rates: tuple[tuple[str, int], ...] = (("standard", 10), ("reduced", 8))

@@ -1,5 +1,6 @@
 """The shop's logging: one ``logging.config.dictConfig`` for the ``ecshop`` loggers
-(plugins log under ``ecshop.plugins.<name>``) and gunicorn's error log.
+(plugins log under ``ecshop.plugins.<name>``, the access log is ``ecshop.access``) and
+gunicorn's error and access logs.
 
 Every line carries the time (UTC), the level, the logger, the process id and the id
 of the request it was logged for (``-`` outside a request): the request middleware
@@ -60,7 +61,9 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(TextFormatter):
-    """One JSON object per line: time, level, logger, pid, request_id, message[, exc]."""
+    """One JSON object per line: time, level, logger, pid, request_id, message[, exc];
+    an access log line adds ``http`` (method, path, route, status, duration_ms,
+    client, user_agent)."""
 
     def format(self, record: logging.LogRecord) -> str:
         item: dict[str, Any] = {
@@ -75,6 +78,9 @@ class JsonFormatter(TextFormatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             item["exc"] = record.exc_text
+        http = getattr(record, "http", None)
+        if isinstance(http, dict):
+            item["http"] = http
         return json.dumps(item, ensure_ascii=False)
 
 
@@ -100,6 +106,9 @@ def logging_config(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
         "loggers": {
             "ecshop": {"level": level, "handlers": ["stderr"], "propagate": False},
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
+            # NOTE: the shop writes its own access log (ecshop.access); gunicorn's, off
+            # unless --access-logfile, would use this same handler and format.
+            "gunicorn.access": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
         },
         "root": {"level": "WARNING", "handlers": ["stderr"]},
     }

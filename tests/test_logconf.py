@@ -9,13 +9,16 @@ import subprocess
 import sys
 
 import pytest
+from falcon import testing
 
+from ecshop.app import create_app
 from ecshop.config import child_environ, load_config
 from ecshop.errors import ConfigError
 from ecshop.logconf import bind_request_id, configure_logging, logging_config, unbind
 from ecshop.redact import MaskingFilter
+from ecshop.store import open_store
 
-NAMES = ("", "ecshop", "gunicorn.error")
+NAMES = ("", "ecshop", "gunicorn.error", "gunicorn.access")
 
 
 @pytest.fixture
@@ -116,3 +119,46 @@ def test_the_cli_logs_plugins_at_info_in_the_configured_format(tmp_path):
                            env=child_environ({**env, "ECSHOP_LOG_LEVEL": "WARNING"}),
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "loud registered" not in quiet.stderr
+
+
+@pytest.fixture
+def make_client(sqlite_url, tmp_path):
+    open_store(sqlite_url).migrate()
+    apps = []
+
+    def make(**env: str) -> testing.TestClient:
+        config = load_config({"ECSHOP_DATABASE_URL": sqlite_url, "ECSHOP_ADMIN_TOKEN": "a" * 32,
+                              "ECSHOP_PLUGINS_DIR": str(tmp_path / "no-plugins"), **env})  # fmt: skip
+        apps.append(create_app(config))
+        return testing.TestClient(apps[-1])
+
+    yield make
+    for app in apps:
+        app.shop.close()
+
+
+def test_one_access_line_per_request_under_its_id(make_client, restored, capsys):
+    client = make_client()
+    configure_logging("INFO", "json")
+    given = client.simulate_get("/api/v1/orders/X-1", params={"token": "s3cret-token"},
+                                headers={"X-Request-Id": "edge-7.a", "User-Agent": "probe/1"})  # fmt: skip
+    made = client.simulate_get("/no/such/page", headers={"X-Request-Id": "bad id!"})
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    access = [item for item in lines if item["logger"] == "ecshop.access"]
+    assert [item["request_id"] for item in access] == ["edge-7.a", made.headers["X-Request-Id"]]
+    assert given.headers["X-Request-Id"] == "edge-7.a" and made.headers["X-Request-Id"] != "bad id!"
+    first = access[0]
+    assert first["http"] == {"method": "GET", "path": "/api/v1/orders/X-1?token=***",
+                             "route": "/api/v1/orders/{number}", "status": given.status_code,
+                             "duration_ms": first["http"]["duration_ms"], "client": "127.0.0.1",
+                             "user_agent": "probe/1"}  # fmt: skip
+    assert "s3cret-token" not in json.dumps(lines)
+    assert first["message"].startswith('127.0.0.1 "GET /api/v1/orders/X-1?token=***" 404 ')
+    assert access[1]["http"]["route"] is None and access[1]["http"]["status"] == 404
+
+
+def test_the_access_log_can_be_turned_off(make_client, restored, capsys):
+    client = make_client(ECSHOP_ACCESS_LOG="0")
+    configure_logging("INFO", "text")
+    client.simulate_get("/api/v1/products")
+    assert "ecshop.access" not in capsys.readouterr().err
