@@ -39,7 +39,8 @@ class MaskedLogger(Logger):
         super().setup(cfg)
         config = load_config()
         # NOTE: gunicorn has just put its own handler on its error log; this replaces it.
-        configure_logging(config.log_level, config.log_format)
+        configure_logging(config.log_level, config.log_format,
+                          repeat_every=config.log_repeat_every)  # fmt: skip
         for logger in (self.error_log, self.access_log):
             install_filter(logger)
 

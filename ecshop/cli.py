@@ -487,7 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config()
         if args.func is not cmd_sandbox_gateway:
-            configure_logging(config.log_level, config.log_format)
+            configure_logging(config.log_level, config.log_format,
+                              repeat_every=config.log_repeat_every)  # fmt: skip
         return int(args.func(args, config))
     except ShopError as exc:
         print(f"ecshop: {mask(exc.message)}", file=sys.stderr)

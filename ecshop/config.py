@@ -231,6 +231,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
     "LOG_LEVEL": (_log_level, "INFO"),
     "LOG_FORMAT": (_log_format, "text"),
+    # a failure repeating while a part is down is logged once, then as one summary
+    # line with a count per this many seconds
+    "LOG_REPEAT_EVERY": (_positive_float, "60"),
     # one line per request on the ecshop.access logger
     "ACCESS_LOG": (_bool, "1"),
     "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
@@ -294,6 +297,7 @@ class Config:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     log_level: str = "INFO"
     log_format: str = "text"
+    log_repeat_every: float = 60.0
     access_log: bool = True
     gateway_unreachable_after: float = 24 * 3600.0
     gateway_unreachable_release: bool = False

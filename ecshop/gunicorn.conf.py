@@ -32,7 +32,7 @@ except ConfigError as exc:
     sys.exit(2)
 # The master's logging; MaskedLogger applies the same configuration again once gunicorn
 # has set up its own, and the workers inherit it.
-configure_logging(_config.log_level, _config.log_format)
+configure_logging(_config.log_level, _config.log_format, repeat_every=_config.log_repeat_every)
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
 threads = _config.threads

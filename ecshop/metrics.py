@@ -38,6 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 import ecshop
 from ecshop import _metricsdir
+from ecshop.logconf import Repeats
 
 log = logging.getLogger("ecshop.metrics")
 
@@ -216,6 +217,10 @@ def start_process_sampler(stop: threading.Event | None = None) -> threading.Even
 
 
 # -- the scrape ------------------------------------------------------------------------
+#: the database's failures while scraping, logged once per outage
+_SCRAPE_FAILURES = Repeats(log)
+
+
 class StoreGauges:
     """Gauges read from the database at each scrape: orders by status, and payment
     events journaled but not yet applied."""
@@ -231,7 +236,7 @@ class StoreGauges:
                     "SELECT COUNT(*) FROM payments_journal WHERE applied_at IS NULL"
                 )
         except Exception as exc:  # the counters are worth a scrape while the database is down
-            log.warning("metrics: the database did not answer: %s", exc)
+            _SCRAPE_FAILURES.failed("store", "metrics: the database did not answer: %s", exc)
             return
         orders = GaugeMetricFamily("ecshop_orders", "Orders by status.", labels=["status"])
         for row in rows:

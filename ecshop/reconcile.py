@@ -30,6 +30,7 @@ from typing import Any
 
 from ecshop import metrics
 from ecshop.errors import GatewayError, ShopError
+from ecshop.logconf import Repeats
 from ecshop.orders import ACCEPTED, PENDING, OrderService, load, record_event
 from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
@@ -357,6 +358,7 @@ class Reconciler:
     ) -> None:
         """The background loop: one pass per interval while this process holds the lease."""
         ttl = lease_ttl or max(interval * 3, 30)
+        failures = Repeats(log)  # a part down fails every pass: one line per outage
         while not stop.is_set():
             try:
                 if acquire_lease(self.store, LEASE, self.holder, ttl):
@@ -367,8 +369,9 @@ class Reconciler:
                     )
                     if report.checked or report.replayed or report.mailed:
                         log.info("reconcile: %s", report)
-            except Exception:  # keep the loop alive whatever one pass hits
-                log.exception("reconcile pass failed")
+            except Exception as exc:  # keep the loop alive whatever one pass hits
+                failures.failed(type(exc).__name__, "reconcile pass failed: %s", exc,
+                                level=logging.ERROR, exc_info=exc)  # fmt: skip
             stop.wait(interval)
         try:
             release_lease(self.store, LEASE, self.holder)

@@ -86,13 +86,22 @@ class RequestGuard:
             self._check_metrics(req, resp)
 
     def _check_admin(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The admin token, or 401 (403 while the admin API is closed); a refusal is
+        logged at WARNING with the client's address, never with what it sent."""
         if not self.admin_token:
+            self._refused_admin(req, "the admin API is closed (no ECSHOP_ADMIN_TOKEN)")
             raise Forbidden("the admin API is disabled: set ECSHOP_ADMIN_TOKEN to enable it")
         if not _bearer(req, self.admin_token):
+            given = "a wrong token" if req.get_header("Authorization") else "no token"
+            self._refused_admin(req, given)
             resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-admin"')
             raise Unauthorized(
                 "missing or wrong admin token (Authorization: Bearer <ECSHOP_ADMIN_TOKEN>)"
             )
+
+    def _refused_admin(self, req: falcon.Request, why: str) -> None:
+        log.warning("refused %s %s to %s: %s", req.method, req.path,
+                    client_address(req, self.trusted), why)  # fmt: skip
 
     def _check_metrics(self, req: falcon.Request, resp: falcon.Response) -> None:
         """``/metrics``: its token (``ECSHOP_METRICS_TOKEN``) or an address of

@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 
 from ecshop import maintenance, metrics
+from ecshop.logconf import Repeats
 from ecshop.resources._declare import Answer, declare, ok
 from ecshop.resources._http import send_json
 from ecshop.resources._shapes import HEALTH, MAINTENANCE
@@ -27,6 +28,7 @@ class Health:
 
     def __init__(self, shop: Any) -> None:
         self.shop = shop
+        self.repeats = Repeats(log)  # a load balancer asks every few seconds
 
     @declare(answers=(ok(HEALTH, "every part answers"), Answer(503, "a part fails", HEALTH)))
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -47,12 +49,12 @@ class Health:
         with self.shop.store.read() as tx:
             tx.scalar("SELECT 1")
 
-    @staticmethod
-    def _probe(part: str, check: Any, *args: Any) -> dict[str, Any]:
+    def _probe(self, part: str, check: Any, *args: Any) -> dict[str, Any]:
         try:
             check(*args)
-        except Exception:
-            log.warning("health: the %s does not answer", part, exc_info=True)
+        except Exception as exc:
+            self.repeats.failed(f"health:{part}", "health: the %s does not answer: %s", part,
+                                exc, exc_info=exc)  # fmt: skip
             return {"ok": False, "error": "not answering"}
         return {"ok": True}
 

@@ -18,6 +18,7 @@ import redis
 
 from ecshop import metrics
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
+from ecshop.logconf import Repeats
 from ecshop.redact import mask
 from ecshop.stock import _ledger, _redis_admin
 from ecshop.stock._base import EngineBase
@@ -60,13 +61,16 @@ class RedisStockEngine(EngineBase):
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, protocol=2)
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
         self._checked = False
+        # NOTE: until Redis answers, every request asks again: one line per outage.
+        self._unreachable = Repeats(log)
         self._check_server()
 
     def _check_server(self) -> None:
         try:
             _redis_admin.check_policy(self.client)
         except redis.ConnectionError as exc:
-            log.warning("Redis at %s is not reachable yet: %s", mask(self.url), exc)
+            self._unreachable.failed("redis", "Redis at %s is not reachable yet: %s",
+                                     mask(self.url), exc)  # fmt: skip
             return
         self._checked = True
 
