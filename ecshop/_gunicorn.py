@@ -1,5 +1,5 @@
-"""What ``ecshop/gunicorn.conf.py`` plugs into gunicorn: masked logs and a deadline on
-request bodies.
+"""What ``ecshop/gunicorn.conf.py`` plugs into gunicorn: masked logs, a deadline on
+request bodies, and the folder the workers share their metrics in.
 
 A client that trickles its body (a byte a second, never finishing) would hold a worker
 thread for as long as it likes: the socket's own timeout counts from one byte to the
@@ -11,13 +11,18 @@ next. Here every read of a request's body gets the time that is left until one d
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import socket
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-from ecshop.config import load_config
+from ecshop import _metricsdir
+from ecshop.config import Config, load_config, multiprocess_dir
 from ecshop.errors import RequestTimeout
 from ecshop.logconf import configure_logging
 from ecshop.redact import install_filter
@@ -34,7 +39,8 @@ class MaskedLogger(Logger):
         super().setup(cfg)
         config = load_config()
         # NOTE: gunicorn has just put its own handler on its error log; this replaces it.
-        configure_logging(config.log_level, config.log_format)
+        configure_logging(config.log_level, config.log_format,
+                          repeat_every=config.log_repeat_every)  # fmt: skip
         for logger in (self.error_log, self.access_log):
             install_filter(logger)
 
@@ -92,3 +98,65 @@ def unbind_body(req: Any) -> None:
             # start is unknown: gunicorn closes a connection whose body failed.
             req.body.failed = True
             log.warning("cut off a request body that did not arrive within %gs", bounded.limit)
+
+
+# -- the workers' metrics folder (ecshop.metrics, ecshop._metricsdir) ----------------------
+def share_metrics_dir(server: Any, config: Config) -> str:
+    """``on_starting``: give the workers one folder for their metrics, in
+    ``PROMETHEUS_MULTIPROC_DIR`` (and ``ECSHOP_METRICS_DIR``), which they inherit.
+
+    A fresh master empties it; the new master of a USR2 upgrade keeps it, since the old
+    one's workers still count there and their counts are the shop's."""
+    folder = config.metrics_home
+    if not folder:
+        folder = tempfile.mkdtemp(prefix="ecshop-metrics-")
+        _metricsdir.mark_made(folder)
+    folder = os.path.abspath(folder)
+    _metricsdir.prepare(folder, fresh=not getattr(server, "master_pid", 0))
+    os.environ["ECSHOP_METRICS_DIR"] = folder
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
+
+
+def prepare_reexec(server: Any) -> None:
+    """``pre_exec`` (USR2), in the child about to become the new master.
+
+    gunicorn re-executes ``sys.argv``, which ``python -m gunicorn`` (how ``ecshop serve``
+    starts it) leaves as ``…/gunicorn/__main__.py``: run as a script, the package's own
+    ``gunicorn/http`` would hide the standard ``http`` module and no worker could
+    boot. The new master is started with ``-m gunicorn`` again. It also gets the
+    environment gunicorn started with, so a temporary metrics folder is passed on.
+    """
+    server.START_CTX["args"] = reexec_args(server.START_CTX["args"])
+    folder = multiprocess_dir()
+    if folder and _metricsdir.made_here(folder):
+        server.cfg.env_orig["ECSHOP_METRICS_DIR"] = folder
+
+
+def reexec_args(args: list[str]) -> list[str]:
+    """``[python, …/gunicorn/__main__.py, *rest]`` as ``[python, -m, gunicorn, *rest]``."""
+    script = Path(args[1]) if len(args) > 1 else None
+    if script is not None and script.name == "__main__.py" and script.parent.name == "gunicorn":
+        return [args[0], "-m", "gunicorn", *args[2:]]
+    return list(args)
+
+
+def retire_worker(pid: int) -> None:
+    """``child_exit``: fold the dead worker's counts into the folder's archive."""
+    folder = multiprocess_dir()
+    if not folder:
+        return
+    try:
+        _metricsdir.retire(folder, pid)
+    except Exception:  # the master must outlive any trouble with metric files
+        log.exception("metrics of worker %s not retired", pid)
+
+
+def drop_made_metrics_dir(server: Any) -> None:
+    """``on_exit``: remove a temporary folder, unless a USR2 master (new or old) lives on."""
+    folder = multiprocess_dir()
+    parent = getattr(server, "master_pid", 0)
+    if getattr(server, "reexec_pid", 0) or (parent and parent == os.getppid()):
+        return
+    if folder and _metricsdir.made_here(folder):
+        shutil.rmtree(folder, ignore_errors=True)

@@ -7,7 +7,6 @@ through the :class:`Shop` it receives; nothing is read from module globals.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +14,7 @@ import falcon
 
 from ecshop.admins import AdminUsers
 from ecshop.checkout import CheckoutService
-from ecshop.config import Config, load_config
+from ecshop.config import Config, load_config, multiprocess_dir
 from ecshop.delivery import DeliveryPolicy
 from ecshop.errors import ConfigError
 from ecshop.hooks import HookRegistry
@@ -23,7 +22,7 @@ from ecshop.mailer import build_sender
 from ecshop.maintenance import MaintenanceSwitch
 from ecshop.media import MediaFolder
 from ecshop.members import Members
-from ecshop.metrics import WorkerCounters
+from ecshop.metrics import announce_build, multiprocess_live
 from ecshop.orders import OrderService
 from ecshop.outbox import MailSender
 from ecshop.payments.flow import PaymentFlow
@@ -46,13 +45,13 @@ from ecshop.resources import (
     storefront,
 )
 from ecshop.resources._page import PageSessions, render
-from ecshop.resources.context import RequestContext
+from ecshop.resources.context import AccessLog, RequestContext
 from ecshop.resources.middleware import (
     ADMIN_PAGES,
     LoadShedder,
     MaintenanceGate,
     RequestGuard,
-    ResponseCounter,
+    ResponseMetrics,
     lane_of,
 )
 from ecshop.resources.openapi import OpenAPIResource
@@ -60,6 +59,7 @@ from ecshop.resources.ratelimit import RateLimiter
 from ecshop.sessions import SessionStore
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
+from ecshop.stockcore import core
 from ecshop.store import Store, open_store
 from ecshop.tax import TaxPolicy
 from ecshop.throttle import Throttle
@@ -241,18 +241,26 @@ def error_page(renderer: Renderer) -> errors.PageWriter:
     return write
 
 
+def _metrics_folder() -> str:
+    """The multiprocess folder this process counts in (``ecshop serve``), or ``""``."""
+    folder = multiprocess_dir()
+    if folder and not multiprocess_live():
+        # NOTE: prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set:
+        # this process's counts stay in memory, where no scrape sees them.
+        log.error("metrics: this process does not write to %s; its counts are missing "
+                  "from /metrics", folder)  # fmt: skip
+    announce_build("compiled" if getattr(core, "COMPILED", False) else "python")
+    return folder
+
+
 def create_app(config: Config | None = None, *, shop: Shop | None = None) -> ShopApp:
     """Build the WSGI app. With no arguments, configuration comes from the environment."""
     if shop is None:
         shop = build_shop(config or load_config())
-    counters: Counter[tuple[str, str]] = Counter()
     shedder = LoadShedder(shop.config.shed_queue_ms)
     shop.extras["shedder"] = shedder
     limiter = RateLimiter(*shop.config.checkout_rate_limit, shop.config.trusted_proxies)
     shop.extras["limiter"] = limiter
-    published = WorkerCounters(
-        shop.config.metrics_dir, lambda: service.worker_samples(shop, counters)
-    )
     assets = static.StaticFiles()
     renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url,
                         timezone=shop.config.timezone)  # fmt: skip
@@ -273,10 +281,14 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         max_body=shop.config.max_body, name="ecshop_admin", marker="uses_admin_session",
         same_site="Strict",
     )  # fmt: skip
+    # NOTE: after RequestContext, so the access line is logged under the request's id
+    # (process_response runs in reverse order).
+    logged = [AccessLog(shop.config)] if shop.config.access_log else []
     app = ShopApp(
         middleware=[
             RequestContext(shop.config),
-            ResponseCounter(counters, published),
+            *logged,
+            ResponseMetrics(),
             shedder,
             RequestGuard(shop.config),
             MaintenanceGate(MaintenanceSwitch(shop.store)),
@@ -319,7 +331,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
 
     app.add_route("/api/v1/admin/maintenance", service.MaintenanceResource(shop))
     app.add_route("/healthz", service.Health(shop))
-    app.add_route("/metrics", service.Metrics(shop, published))
+    app.add_route("/metrics", service.Metrics(shop, _metrics_folder()))
     app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))
     shop.hooks.do_action("shop_started", shop)
     app.shop = shop  # type: ignore[attr-defined]

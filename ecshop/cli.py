@@ -430,7 +430,8 @@ def cmd_smoke_test(args: argparse.Namespace, config: Config) -> int:
     from ecshop.smoke import SmokeFailure, SmokeTest
 
     test = SmokeTest(args.base_url or config.base_url, args.admin_token or config.admin_token,
-                     gateway=args.gateway, sku=args.sku, timeout=args.timeout)  # fmt: skip
+                     gateway=args.gateway, sku=args.sku, timeout=args.timeout,
+                     metrics_token=config.metrics_token)  # fmt: skip
     try:
         number = test.run()
     except SmokeFailure as exc:
@@ -571,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config()
         if args.func is not cmd_sandbox_gateway:
-            configure_logging(config.log_level, config.log_format)
+            configure_logging(config.log_level, config.log_format,
+                              repeat_every=config.log_repeat_every)  # fmt: skip
         return int(args.func(args, config))
     except ShopError as exc:
         print(f"ecshop: {mask(exc.message)}", file=sys.stderr)

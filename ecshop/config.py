@@ -222,12 +222,21 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "THREADS": (_positive_int, "8"),
     "BODY_TIMEOUT": (_positive_float, "20"),
     "METRICS_DIR": (_text, ""),
+    # GET /metrics answers a request bearing this token, or from an address of
+    # METRICS_ALLOW (the client's, as ECSHOP_TRUSTED_PROXIES tell it); 401/403 otherwise.
+    "METRICS_TOKEN": (_text, ""),
+    "METRICS_ALLOW": (_networks, "127.0.0.1,::1"),
     "MAX_LINES_PER_ORDER": (_positive_int, "50"),
     "MAX_QTY_PER_LINE": (_positive_int, "100"),
     "CHECKOUT_RATE_LIMIT": (_rate, "20/60"),
     "TRUSTED_PROXIES": (_networks, "127.0.0.1,::1"),
     "LOG_LEVEL": (_log_level, "INFO"),
     "LOG_FORMAT": (_log_format, "text"),
+    # a failure repeating while a part is down is logged once, then as one summary
+    # line with a count per this many seconds
+    "LOG_REPEAT_EVERY": (_positive_float, "60"),
+    # one line per request on the ecshop.access logger
+    "ACCESS_LOG": (_bool, "1"),
     "GATEWAY_UNREACHABLE_AFTER": (_positive_float, str(24 * 3600)),
     "GATEWAY_UNREACHABLE_RELEASE": (_bool, "0"),
     "TAX_RATES": (_tax_rates, "standard:10,reduced:8"),
@@ -249,7 +258,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
 }
 # Settings whose value never appears in an error message.
-SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "ADMIN_PASSWORD", "SECRET_KEY", "SMTP_URL"})
+SECRET_SETTINGS = frozenset({"ADMIN_TOKEN", "ADMIN_PASSWORD", "SECRET_KEY", "SMTP_URL",
+                             "METRICS_TOKEN"})  # fmt: skip
 MIN_SECRET_BYTES = 32
 MIN_ADMIN_TOKEN_CHARS = 32
 
@@ -282,12 +292,16 @@ class Config:
     threads: int = 8
     body_timeout: float = 20.0
     metrics_dir: str = ""
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     max_lines_per_order: int = 50
     max_qty_per_line: int = 100
     checkout_rate_limit: tuple[int, float] = (20, 60.0)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     log_level: str = "INFO"
     log_format: str = "text"
+    log_repeat_every: float = 60.0
+    access_log: bool = True
     gateway_unreachable_after: float = 24 * 3600.0
     gateway_unreachable_release: bool = False
     tax_rates: tuple[tuple[str, int], ...] = (("standard", 10), ("reduced", 8))
@@ -321,6 +335,18 @@ class Config:
         if self.group_commit == "auto":
             return self.database_url.startswith("sqlite:") and self.threads > 1
         return self.group_commit == "on"
+
+    @property
+    def metrics_home(self) -> str:
+        """The folder of the workers' metric files (:mod:`ecshop.metrics`):
+        ``METRICS_DIR``, else ``metrics`` in the data folder (beside a SQLite
+        database), else ``""``: ``ecshop serve`` makes a temporary one."""
+        if self.metrics_dir:
+            return self.metrics_dir
+        path = self.database_url.removeprefix("sqlite:///")
+        if path != self.database_url and path != ":memory:":
+            return str(Path(path).parent / "metrics")
+        return ""
 
     @property
     def mail_on(self) -> bool:
@@ -443,7 +469,7 @@ def check_serving(config: Config) -> None:
     Raises:
         ConfigError: ``ECSHOP_SECRET_KEY`` is missing or shorter than 32 bytes, or
             ``ECSHOP_ADMIN_TOKEN`` is set but shorter than 32 characters (unset is
-            allowed: the admin API is then closed).
+            allowed: the admin API is then closed), or ``ECSHOP_METRICS_TOKEN`` is.
     """
     key_bytes = len(config.secret_key.encode("utf-8"))
     if key_bytes < MIN_SECRET_BYTES:
@@ -458,6 +484,11 @@ def check_serving(config: Config) -> None:
             f"{PREFIX}ADMIN_TOKEN is {len(config.admin_token)} characters long: use at least "
             f"{MIN_ADMIN_TOKEN_CHARS}, or leave it unset to close the admin API"
         )
+    if config.metrics_token and len(config.metrics_token) < MIN_ADMIN_TOKEN_CHARS:
+        raise ConfigError(
+            f"{PREFIX}METRICS_TOKEN is {len(config.metrics_token)} characters long: use at "
+            f"least {MIN_ADMIN_TOKEN_CHARS}, or leave it unset (ECSHOP_METRICS_ALLOW alone)"
+        )
 
 
 def purepython_forced() -> bool:
@@ -468,6 +499,12 @@ def purepython_forced() -> bool:
 def require_extension() -> bool:
     """True when ``ECSHOP_REQUIRE_EXTENSION`` demands the compiled stock core."""
     return _bool(os.environ.get(PREFIX + "REQUIRE_EXTENSION", "0"))
+
+
+def multiprocess_dir() -> str:
+    """The folder prometheus_client's multiprocess mode writes this process's metrics
+    to (``PROMETHEUS_MULTIPROC_DIR``, which ``ecshop serve`` sets), or ``""``."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
 
 
 def child_environ(overrides: Mapping[str, str]) -> dict[str, str]:

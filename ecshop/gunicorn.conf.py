@@ -11,7 +11,14 @@ first line against slow clients.
 
 import sys
 
-from ecshop._gunicorn import bound_body, unbind_body
+from ecshop._gunicorn import (
+    bound_body,
+    drop_made_metrics_dir,
+    prepare_reexec,
+    retire_worker,
+    share_metrics_dir,
+    unbind_body,
+)
 from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
 from ecshop.logconf import configure_logging
@@ -25,7 +32,7 @@ except ConfigError as exc:
     sys.exit(2)
 # The master's logging; MaskedLogger applies the same configuration again once gunicorn
 # has set up its own, and the workers inherit it.
-configure_logging(_config.log_level, _config.log_format)
+configure_logging(_config.log_level, _config.log_format, repeat_every=_config.log_repeat_every)
 
 worker_class = "sync"  # gunicorn runs gthread when threads > 1
 threads = _config.threads
@@ -57,34 +64,28 @@ def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
     unbind_body(req)
 
 
-_made_metrics_dir = ""
-
-
 def on_starting(server):  # type: ignore[no-untyped-def]
-    """Give the workers one folder to share their counters in (``ecshop.metrics``):
-    ``ECSHOP_METRICS_DIR`` if set, emptied of an earlier server's files, else a new one."""
-    import os
-    import tempfile
-    from pathlib import Path
+    """Give the workers one folder to share their metrics in (``ecshop.metrics``)."""
+    share_metrics_dir(server, load_config())
 
-    global _made_metrics_dir
-    folder = load_config().metrics_dir
-    if not folder:
-        folder = _made_metrics_dir = tempfile.mkdtemp(prefix="ecshop-metrics-")
-        os.environ["ECSHOP_METRICS_DIR"] = folder  # inherited by every worker
-    for stale in Path(folder).glob("worker-*.json"):
-        stale.unlink(missing_ok=True)
+
+def pre_exec(server):  # type: ignore[no-untyped-def]
+    prepare_reexec(server)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    retire_worker(worker.pid)
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    if _made_metrics_dir:
-        import shutil
-
-        shutil.rmtree(_made_metrics_dir, ignore_errors=True)
+    drop_made_metrics_dir(server)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """Start the reconciler loop in each worker; a database lease lets one run at a time."""
+    """Start the reconciler loop in each worker (a database lease lets one run at a
+    time) and the sampler of the worker's memory and CPU time for ``/metrics``."""
+    from ecshop.metrics import start_process_sampler
     from ecshop.reconcile import start_background
 
     start_background(worker.wsgi)
+    start_process_sampler()

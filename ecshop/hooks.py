@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ecshop import metrics
 from ecshop.errors import ShopError
 
 log = logging.getLogger("ecshop.hooks")
@@ -366,4 +367,5 @@ class HookRegistry:
                 entry.callback(*args[: entry.accepted])
             except Exception:
                 self.action_errors[(entry.plugin, name)] += 1
+                metrics.PLUGIN_ACTION_ERRORS.labels(hook=name, plugin=entry.plugin).inc()
                 log.exception("action %s of plugin %s failed", name, entry.plugin)

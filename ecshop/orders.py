@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ecshop import metrics
 from ecshop.errors import IllegalTransition, InsufficientStock, NotFound
 from ecshop.outbox import enqueue, mail_kind
 from ecshop.store import DuplicateKey, Store, Tx
@@ -213,6 +214,7 @@ class OrderService:
             self._mail(tx, mail_kind(move, current), order, mail_data)
             # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
+        metrics.ORDER_TRANSITIONS.labels(from_status=current, move=move, to_status=to_status).inc()
         self._announce(current, to_status, order)
         return Change(number, current, to_status, order)
 
@@ -370,6 +372,9 @@ class OrderService:
         self.hooks.do_action("refund_made", amount, order)
         if not full:
             return "partially_refunded"
+        metrics.ORDER_TRANSITIONS.labels(
+            from_status=current, move="refund", to_status=REFUNDED
+        ).inc()
         self._announce(current, REFUNDED, order)
         return "refunded"
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ecshop import metrics
 from ecshop.mail import prepare
 from ecshop.store import Store, Tx
 
@@ -150,6 +151,7 @@ class MailSender:
             if message is None:  # a plugin stopped it
                 self._mark(row["id"], "stopped", last_error="stopped by mail_before_send")
                 report.stopped += 1
+                metrics.MAILS.labels(result="stopped").inc()
                 return
             mailer = self.hooks.apply_filters(HOOK, self.transport)
             if not callable(mailer):
@@ -163,17 +165,20 @@ class MailSender:
             done["data_json"] = None  # a sent link is not kept in the table
         self._mark(row["id"], "sent", **done)
         report.sent += 1
+        metrics.MAILS.labels(result="sent").inc()
 
     def _failed(self, row: dict[str, Any], now: float, error: str, report: SendReport) -> None:
         attempts = int(row["attempts"]) + 1
         if attempts >= self.max_attempts:
             self._mark(row["id"], "failed", attempts=attempts, last_error=error[:1000])
             report.failed += 1
+            metrics.MAILS.labels(result="failed").inc()
             log.warning("mail %s (%s, order %s) failed %d times, given up: %s", row["id"],
                         row["kind"], row["order_number"], attempts, error)  # fmt: skip
             return
         self._mark(row["id"], "pending", attempts=attempts, last_error=error[:1000],
                    next_attempt_at=now + backoff(attempts))  # fmt: skip
         report.retried += 1
+        metrics.MAILS.labels(result="retried").inc()
         log.warning("mail %s (%s, order %s) not sent, attempt %d: %s", row["id"], row["kind"],
                     row["order_number"], attempts, error)  # fmt: skip

@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ecshop import metrics
 from ecshop.errors import GatewayError, ShopError
+from ecshop.logconf import Repeats
 from ecshop.orders import ACCEPTED, PENDING, OrderService, load, record_event
 from ecshop.payments.base import PaymentEvent, PaymentStatus
 from ecshop.payments.notifications import SUCCEEDED, PaymentService, event_from_status
@@ -163,8 +165,20 @@ class Reconciler:
         Events and orders are read ``batch`` at a time, each batch after the last one
         seen, so a pass reaches all of them and ends even when some cannot be settled
         yet. ``keep_going()`` is asked between batches (the background loop renews its
-        lease there); False ends the pass early.
+        lease there); False ends the pass early. Each pass is counted by how it ended
+        (``ecshop_reconcile_passes_total``).
         """
+        try:
+            report, finished = self._pass(now, batch, keep_going)
+        except BaseException:
+            metrics.RECONCILE_PASSES.labels(result="failed").inc()
+            raise
+        metrics.RECONCILE_PASSES.labels(result="complete" if finished else "stopped").inc()
+        return report
+
+    def _pass(self, now: float | None, batch: int,
+              keep_going: Callable[[], bool] | None) -> tuple[ReconcileReport, bool]:  # fmt: skip
+        """One pass; the report, and False when ``keep_going()`` stopped it early."""
         report = ReconcileReport()
         more = keep_going or (lambda: True)
         if self.stock.needs_rebuild():  # Redis lost its data: the database rebuilds it
@@ -185,13 +199,13 @@ class Reconciler:
                     report.errors += 1
                     log.warning("reconciling %s failed: %s", order["number"], exc.message)
         except _Stopped:
-            return report
+            return report, False
         self._release_orphans(report)
         report.swept = int(self.stock.sweep() or 0)
         if self.mail is not None:  # last: this pass's own changes have mail too
             report.mailed = self.mail.send_due().sent
         _remember_pass(self.store, report)
-        return report
+        return report, True
 
     def _release_orphans(self, report: ReconcileReport) -> None:
         """Give back engine holds that no order owns: a checkout that died between its
@@ -206,6 +220,7 @@ class Reconciler:
             for token in chunk:
                 if token not in owned and self.stock.release(token):
                     report.orphans += 1
+                    metrics.HOLD_RECLAIMED.inc()
                     log.info("released hold %s: no order owns it", token)
 
     def _replay(self, row: dict[str, Any], report: ReconcileReport) -> None:
@@ -330,15 +345,18 @@ class Reconciler:
         if event is None:
             return False
         outcome = self._receive(order["gateway"], event)
-        if event.type == SUCCEEDED:
-            report.paid += outcome in ("paid", "needs_attention", "refunded")
-        else:
-            report.cancelled += outcome == "declined"
+        if event.type == SUCCEEDED and outcome in ("paid", "needs_attention", "refunded"):
+            report.paid += 1
+            metrics.RECONCILE_SETTLED.labels(outcome="paid").inc()
+        elif event.type != SUCCEEDED and outcome == "declined":
+            report.cancelled += 1
+            metrics.RECONCILE_SETTLED.labels(outcome="declined").inc()
         return True
 
     def _expire(self, number: str, reason: str, report: ReconcileReport) -> None:
         self.orders.cancel(number, move="expire", actor="reconciler", reason=reason)
         report.expired += 1
+        metrics.RECONCILE_SETTLED.labels(outcome="expired").inc()
         log.info("order %s %s; its stock is back", number, reason)
 
     def _receive(self, gateway: str, event: PaymentEvent) -> str:
@@ -355,6 +373,7 @@ class Reconciler:
     ) -> None:
         """The background loop: one pass per interval while this process holds the lease."""
         ttl = lease_ttl or max(interval * 3, 30)
+        failures = Repeats(log)  # a part down fails every pass: one line per outage
         while not stop.is_set():
             try:
                 if acquire_lease(self.store, LEASE, self.holder, ttl):
@@ -365,8 +384,9 @@ class Reconciler:
                     )
                     if report.checked or report.replayed or report.mailed:
                         log.info("reconcile: %s", report)
-            except Exception:  # keep the loop alive whatever one pass hits
-                log.exception("reconcile pass failed")
+            except Exception as exc:  # keep the loop alive whatever one pass hits
+                failures.failed(type(exc).__name__, "reconcile pass failed: %s", exc,
+                                level=logging.ERROR, exc_info=exc)  # fmt: skip
             stop.wait(interval)
         try:
             release_lease(self.store, LEASE, self.holder)

@@ -59,6 +59,7 @@ class SmokeTest:
     sku: str | None = None
     timeout: float = 30.0
     say: Callable[[str], None] = print
+    metrics_token: str = ""
 
     def request(self, method: str, path: str, body: Any = None, *, admin: bool = False,
                 headers: dict[str, str] | None = None, url: str | None = None) -> Reply:  # fmt: skip
@@ -91,6 +92,16 @@ class SmokeTest:
     def ok(self, text: str) -> None:
         self.say(f"ok    {text}")
 
+    def check_metrics(self) -> str:
+        """``/metrics`` answers, or, without the metrics token, is closed to this address
+        (``ECSHOP_METRICS_ALLOW``)."""
+        token = {"Authorization": f"Bearer {self.metrics_token}"} if self.metrics_token else {}
+        reply = self.request("GET", "/metrics", headers=token)
+        if reply.status in (401, 403) and not self.metrics_token:
+            return f"metrics closed to this address ({reply.status}; ECSHOP_METRICS_TOKEN opens it)"
+        self.expect(reply, 200, "metrics")
+        return "metrics answer"
+
     def levels(self, sku: str) -> dict[str, Any]:
         reply = self.request("GET", f"/api/v1/admin/stock/{quote(sku, safe='')}", admin=True)
         return dict(self.expect(reply, 200, f"stock of {sku}").json())
@@ -115,8 +126,7 @@ class SmokeTest:
         health = self.expect(self.request("GET", "/healthz"), 200, "health").json()
         self.ok(f"health: {json.dumps(health, separators=(',', ':'))[:120]}")
         self.expect(self.request("GET", "/api/openapi.json"), 200, "OpenAPI document")
-        self.expect(self.request("GET", "/metrics"), 200, "metrics")
-        self.ok("OpenAPI document and metrics answer")
+        self.ok(f"OpenAPI document answers; {self.check_metrics()}")
         if not self.admin_token:
             raise SmokeFailure("the admin token is needed (ECSHOP_ADMIN_TOKEN or --admin-token)")
         sku = self.pick_sku()

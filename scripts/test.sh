@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, and
-# chromium + chromium-driver for the browser test) are installed with apt-get where they
-# are missing and we are root or have sudo; without them the service tests skip with a
-# reason naming the package.
+# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config,
+# chromium + chromium-driver for the browser test, and prometheus for promtool, which
+# checks /metrics) are installed with apt-get where they are missing and we are root or
+# have sudo; without them the service tests skip with a reason naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,8 @@ pkg-config --exists libmariadb 2>/dev/null || pkg-config --exists mariadb 2>/dev
   || pkg-config --exists mysqlclient 2>/dev/null || need+=(libmariadb-dev)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+# promtool checks the /metrics text
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Japanese glyphs in the browser tests' screenshots
 dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then

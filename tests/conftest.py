@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -157,6 +157,37 @@ def store(db_url: str) -> Iterator[Store]:
     s.migrate()
     yield s
     s.close()
+
+
+# -- metrics -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """The path of ``promtool`` (Prometheus's checker of the metrics text format)."""
+    import shutil
+
+    found = shutil.which("promtool")
+    if not found:
+        _unavailable("promtool is not installed: apt-get install prometheus")
+    return str(found)
+
+
+@pytest.fixture
+def counted() -> Callable[..., float]:
+    """How much one sample of this process's metrics grew since the test began:
+    ``counted("ecshop_stock_holds_total", event="granted")``."""
+    from ecshop.metrics import REGISTRY
+
+    def snapshot() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for family in REGISTRY.collect() for s in family.samples}  # fmt: skip
+
+    start = snapshot()
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return snapshot().get(key, 0.0) - start.get(key, 0.0)
+
+    return grew
 
 
 # -- CI: a skipped test is a failure when services are required ------------------------

@@ -143,7 +143,7 @@ def test_a_change_that_rolls_back_writes_no_mail_and_an_unpaid_gateway_order_get
     assert len(outbox(shop)) == 2  # never accepted nor paid: nothing to tell the buyer
 
 
-def test_a_failing_mailer_is_retried_with_backoff_then_given_up(db_url, tmp_path):
+def test_a_failing_mailer_is_retried_with_backoff_then_given_up(db_url, tmp_path, counted):
     open_store(db_url).migrate()
     attempts, failures = [], [2]  # the first two calls fail
 
@@ -176,6 +176,12 @@ def test_a_failing_mailer_is_retried_with_backoff_then_given_up(db_url, tmp_path
             report = shop.mail.send_due(now=later + step * 86400)
         assert report.failed == 1 and attempts == ["cancelled"] * 3
         assert outbox(shop)[-1]["status"] == "failed"
+        assert [counted("ecshop_mails_total", result=r) for r in ("sent", "retried", "failed")] == [
+            1,
+            4,
+            1,
+        ]
+        assert counted("ecshop_checkout_duration_seconds_count", result="placed") == 1
     finally:
         shop.close()
 

@@ -116,7 +116,7 @@ def statuses(shop) -> dict[str, str]:
         return {r["number"]: r["status"] for r in tx.query("SELECT number, status FROM orders")}
 
 
-def test_a_pass_pages_through_every_stuck_order_ties_included(shop):
+def test_a_pass_pages_through_every_stuck_order_ties_included(shop, counted):
     base = time.time() - 1000  # past the grace period
     # Three share one created_at: the page boundary falls between them.
     add_stuck(shop, {"A1": base, "B1": base + 1, "B2": base + 1, "B3": base + 1, "C1": base + 2,
@@ -124,9 +124,13 @@ def test_a_pass_pages_through_every_stuck_order_ties_included(shop):
     report = shop.reconciler.run_once(batch=2)
     assert (report.checked, report.expired, report.errors) == (7, 7, 0)
     assert set(statuses(shop).values()) == {"cancelled"}
+    assert counted("ecshop_reconcile_passes_total", result="complete") == 1
+    assert counted("ecshop_reconcile_settled_orders_total", outcome="expired") == 7
+    assert counted("ecshop_order_transitions_total", from_status="pending_payment",
+                   move="expire", to_status="cancelled") == 7  # fmt: skip
 
 
-def test_a_pass_ends_when_keep_going_says_no(shop):
+def test_a_pass_ends_when_keep_going_says_no(shop, counted):
     base = time.time() - 1000  # past the grace period
     add_stuck(shop, {f"N{i}": base + i for i in range(5)})
     asked = []
@@ -135,6 +139,8 @@ def test_a_pass_ends_when_keep_going_says_no(shop):
     assert sorted(n for n, s in statuses(shop).items() if s == "cancelled") == ["N0", "N1"]
     rest = shop.reconciler.run_once(batch=2)
     assert rest.checked == 3 and set(statuses(shop).values()) == {"cancelled"}
+    assert counted("ecshop_reconcile_passes_total", result="stopped") == 1
+    assert counted("ecshop_reconcile_passes_total", result="complete") == 1
 
 
 def test_an_order_whose_gateway_cannot_be_asked_keeps_its_stock(shop):

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ecshop import metrics
 from ecshop.errors import ShopError, SignatureError
 
 log = logging.getLogger("ecshop.payments")
@@ -217,13 +218,32 @@ def json_reply(outcome: NotificationOutcome) -> NotificationReply:
     return NotificationReply.json({"error": error}, outcome.status, **headers)
 
 
+#: the metric's outcome for each kind of notification outcome
+_COUNTED_AS = {RECEIVED: "applied", DUPLICATE: "duplicate", REFUSED: "rejected", FAILED: "failed"}
+
+
+def count(name: str, outcome: NotificationOutcome) -> None:
+    """Count one notification to gateway ``name`` (``ecshop_payment_notifications_total``):
+    a rejected or failed one by its error code."""
+    counted = _COUNTED_AS[outcome.kind]
+    reason = "" if outcome.journaled else str(outcome.result or "error")
+    metrics.NOTIFICATIONS.labels(gateway=name, outcome=counted, reason=reason).inc()
+
+
 def receive(payments: Any, name: str, gateway: Any,
             request: NotificationRequest) -> NotificationOutcome:  # fmt: skip
-    """Verify, journal and apply one notification; never raises.
+    """Verify, journal and apply one notification, and count it; never raises.
 
     ``payments`` is the shop's :class:`ecshop.payments.notifications.PaymentService`;
     the journal row is committed before this returns ``received``.
     """
+    outcome = _receive(payments, name, gateway, request)
+    count(name, outcome)
+    return outcome
+
+
+def _receive(payments: Any, name: str, gateway: Any,
+             request: NotificationRequest) -> NotificationOutcome:  # fmt: skip
     event_id = None
     try:
         event = gateway.parse_request(request)

@@ -12,6 +12,7 @@ from typing import Any
 import falcon
 
 from ecshop.errors import ShopError
+from ecshop.logconf import Repeats
 from ecshop.resources.context import request_id
 from ecshop.resources.middleware import ADMIN_PAGES, STOREFRONT, lane_of
 
@@ -43,10 +44,17 @@ def _code_for(exc: falcon.HTTPError) -> str:
 
 
 class ErrorAnswers:
-    """The app's error handlers; ``pages`` writes the HTML error page (none: JSON only)."""
+    """The app's error handlers; ``pages`` writes the HTML error page (none: JSON only).
+
+    Every 5xx is logged with its traceback and the request's id. A 500 (the shop did
+    not expect it) always is; a 502/503/504 of one kind (a part down, shedding,
+    maintenance) is logged whole when it starts, then counted in one line per
+    ``ECSHOP_LOG_REPEAT_EVERY`` seconds while it lasts (:class:`ecshop.logconf.Repeats`).
+    """
 
     def __init__(self, pages: PageWriter | None = None) -> None:
         self.pages = pages
+        self.repeats = Repeats(log)
 
     def write(self, req: falcon.Request, resp: falcon.Response, status: int,
               body: dict[str, Any]) -> None:  # fmt: skip
@@ -76,8 +84,8 @@ class ErrorAnswers:
         body = exc.to_dict()
         if exc.status > 500:
             body["request_id"] = request_id(req)
-            log.warning("request %s: %s %s: %s: %s", body["request_id"], req.method, req.path,
-                        exc.code, exc.message)  # fmt: skip
+            self.repeats.failed(exc.code, "request %s: %s %s: %s: %s", body["request_id"],
+                                req.method, req.path, exc.code, exc.message, exc_info=exc)  # fmt: skip
         if exc.retry_after is not None and exc.status in (429, 503):
             resp.set_header("Retry-After", str(exc.retry_after))
         self.write(req, resp, exc.status, body)
@@ -91,6 +99,9 @@ class ErrorAnswers:
                    params: Any) -> None:  # fmt: skip
         """Anything else: logged with its traceback, answered without one."""
         if isinstance(exc, falcon.HTTPError):
+            if exc.status_code >= 500:
+                log.error("request %s: %s %s: %s", request_id(req), req.method, req.path,
+                          exc.title, exc_info=exc)  # fmt: skip
             resp.status = exc.status
             for name, value in dict(exc.headers or {}).items():
                 resp.set_header(name, value)

@@ -9,22 +9,27 @@ check (docs/architecture.md, "Lanes").
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import time
 from typing import Any
 
 import falcon
 
+from ecshop import metrics
 from ecshop.audit import TOKEN as TOKEN_ACTOR
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
+from ecshop.resources.ratelimit import client_address, in_networks
 
-log = logging.getLogger("ecshop.admin")
+log = logging.getLogger("ecshop.http")
+
 ADMIN_PREFIX = "/api/v1/admin"
 ADMIN_PAGES_PREFIX = "/admin"
 
 ADMIN, PAYMENTS, SERVICE, STOREFRONT = "admin", "payments", "service", "storefront"
 ADMIN_PAGES = "admin_pages"
-_SERVICE_ROUTES = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
+METRICS = "/metrics"
+_SERVICE_ROUTES = frozenset({"/healthz", METRICS, "/api/openapi.json"})
 
 
 def lane_of(template: str | None) -> str:
@@ -47,12 +52,30 @@ def lane_of(template: str | None) -> str:
     return STOREFRONT
 
 
+def _bearer(req: falcon.Request, token: bytes) -> bool:
+    """True when the request's ``Authorization: Bearer`` is ``token`` (never for none)."""
+    scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
+    # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
+    # the token holds (str compare_digest refuses non-ASCII).
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode("utf-8"), token)
+    )
+
+
 class RequestGuard:
-    """Refuses oversized bodies and unauthenticated admin calls before any resource runs."""
+    """Refuses oversized bodies, unauthenticated admin calls and scrapes of ``/metrics``
+    that bring neither its token nor an allowed address, before any resource runs."""
 
     def __init__(self, config: Any) -> None:
         self.max_body = config.max_body
         self.admin_token = config.admin_token.encode("utf-8")
+        self.metrics_token = config.metrics_token.encode("utf-8")
+        self.metrics_allow = tuple(ipaddress.ip_network(n, strict=False)
+                                   for n in config.metrics_allow)  # fmt: skip
+        self.trusted = tuple(ipaddress.ip_network(n, strict=False)
+                             for n in config.trusted_proxies)  # fmt: skip
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         if req.content_length is not None and req.content_length > self.max_body:
@@ -65,24 +88,43 @@ class RequestGuard:
     ) -> None:
         if lane_of(req.uri_template) == ADMIN:
             self._check_admin(req, resp)
+        elif req.uri_template == METRICS:
+            self._check_metrics(req, resp)
 
     def _check_admin(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The admin token, or 401 (403 while the admin API is closed); a refusal is
+        logged at WARNING with the client's address, never with what it sent."""
         if not self.admin_token:
+            self._refused_admin(req, "the admin API is closed (no ECSHOP_ADMIN_TOKEN)")
             raise Forbidden("the admin API is disabled: set ECSHOP_ADMIN_TOKEN to enable it")
-        header = req.get_header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
-        # the token holds (str compare_digest refuses non-ASCII).
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            token.strip().encode("utf-8"), self.admin_token
-        ):
+        if not _bearer(req, self.admin_token):
+            given = "a wrong token" if req.get_header("Authorization") else "no token"
+            self._refused_admin(req, given)
             resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-admin"')
-            log.warning("admin API: missing or wrong token for %s %s from %s", req.method,
-                        req.uri_template, req.remote_addr)  # fmt: skip
             raise Unauthorized(
                 "missing or wrong admin token (Authorization: Bearer <ECSHOP_ADMIN_TOKEN>)"
             )
         req.context.actor = TOKEN_ACTOR
+
+    def _refused_admin(self, req: falcon.Request, why: str) -> None:
+        log.warning("refused %s %s to %s: %s", req.method, req.path,
+                    client_address(req, self.trusted), why)  # fmt: skip
+
+    def _check_metrics(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """``/metrics``: its token (``ECSHOP_METRICS_TOKEN``) or an address of
+        ``ECSHOP_METRICS_ALLOW``; 401 (with a token to ask for) or 403 otherwise, and
+        nothing of the metrics."""
+        if _bearer(req, self.metrics_token):
+            return
+        address = client_address(req, self.trusted)
+        if in_networks(address, self.metrics_allow):
+            return
+        given = "a wrong token" if req.get_header("Authorization") else "no token"
+        log.warning("refused /metrics to %s (%s, an address not allowed)", address, given)
+        if self.metrics_token:
+            resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-metrics"')
+            raise Unauthorized("/metrics needs Authorization: Bearer <ECSHOP_METRICS_TOKEN>")
+        raise Forbidden("/metrics answers only the addresses of ECSHOP_METRICS_ALLOW")
 
 
 # Lanes that stay open in maintenance mode and are never shed: payments in flight must land.
@@ -117,7 +159,6 @@ class LoadShedder:
     def __init__(self, limit_ms: int, retry_after: int = 2) -> None:
         self.limit = limit_ms / 1000.0
         self.retry_after = retry_after
-        self.shed = 0
 
     def process_resource(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, params: Any
@@ -129,7 +170,7 @@ class LoadShedder:
             return
         waited = time.time() - since
         if waited > self.limit:
-            self.shed += 1
+            metrics.SHED.inc()
             raise Overloaded(
                 "the shop is very busy right now, please try again in a moment",
                 retry_after=self.retry_after, queued_ms=int(waited * 1000),
@@ -155,18 +196,33 @@ class MaintenanceGate:
             )
 
 
-class ResponseCounter:
-    """Counts responses per route template and status, for ``/metrics``, and publishes
-    this worker's counters for the others now and then (see ``ecshop.metrics``)."""
+class ResponseMetrics:
+    """Counts each response by route template and status and times it by route
+    (``ecshop_http_responses_total``, ``ecshop_http_request_duration_seconds``).
 
-    def __init__(self, counters: Any, published: Any = None) -> None:
-        self.counters = counters
-        self.published = published
+    The route is the matched template, never the raw path, so the number of series is
+    the number of routes. The labelled children are kept here by key: after the first
+    request of a kind, a response costs two dict lookups and the values' own writes.
+    """
+
+    def __init__(self) -> None:
+        self._counted: dict[tuple[str, int], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
     ) -> None:
         route = req.uri_template or "unmatched"
-        self.counters[(route, str(resp.status)[:3])] += 1
-        if self.published is not None:
-            self.published.maybe_publish()
+        status = resp.status_code
+        counter = self._counted.get((route, status))
+        if counter is None:
+            counter = self._counted[(route, status)] = metrics.HTTP_RESPONSES.labels(
+                route=route, status=str(status)
+            )
+        counter.inc()
+        started = getattr(req.context, "started", None)
+        if started is not None:
+            timer = self._timed.get(route)
+            if timer is None:
+                timer = self._timed[route] = metrics.HTTP_DURATION.labels(route=route)
+            timer.observe(time.perf_counter() - started)

@@ -105,6 +105,8 @@ def _operation(path: str, method: str, responder: Any) -> dict[str, Any]:
         out["parameters"] = parameters
     if path.startswith("/api/v1/admin"):
         out["security"] = [{"adminToken": []}]
+    elif path == "/metrics":  # the token, or an allowed address without one
+        out["security"] = [{"metricsToken": []}, {}]
     body = _request_body(op)
     if body is not None:
         out["requestBody"] = body
@@ -130,7 +132,10 @@ def build_document(routes: list[tuple[str, Any, str | None]]) -> dict[str, Any]:
         "paths": paths,
         "components": {
             "schemas": {"Error": ERROR_SCHEMA},
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                "metricsToken": {"type": "http", "scheme": "bearer"},
+            },
         },
     }
 

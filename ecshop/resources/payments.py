@@ -52,6 +52,7 @@ class Notify:
             body = read_body(req, self.shop.config.max_body)
         except ShopError as exc:
             outcome = NotificationOutcome.from_error(exc, request_id=request_id(req))
+            callback.count(gateway, outcome)
         else:
             outcome = callback.receive(self.shop.payments, gateway, gw, NotificationRequest(
                 headers=dict(req.headers.items()), body=body, method=req.method,

@@ -21,6 +21,7 @@ from typing import Any
 
 import falcon
 
+from ecshop import metrics
 from ecshop.errors import RateLimited
 
 MAX_CLIENTS = 10_000
@@ -29,21 +30,22 @@ MAX_CLIENTS = 10_000
 def client_address(req: falcon.Request, trusted: tuple[Any, ...]) -> str:
     """The client's address: the peer, or what trusted proxies say it is."""
     peer = req.remote_addr or ""
-    if not trusted or not _trusted(peer, trusted):
+    if not trusted or not in_networks(peer, trusted):
         return peer
     forwarded = [h.strip() for h in (req.get_header("X-Forwarded-For") or "").split(",")]
     for hop in reversed([h for h in forwarded if h]):
-        if not _trusted(hop, trusted):
+        if not in_networks(hop, trusted):
             return hop
     return peer
 
 
-def _trusted(address: str, trusted: tuple[Any, ...]) -> bool:
+def in_networks(address: str, networks: tuple[Any, ...]) -> bool:
+    """True when ``address`` is an IP address in one of ``networks``."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in net for net in trusted)
+    return any(ip in net for net in networks)
 
 
 class RateLimiter:
@@ -54,7 +56,6 @@ class RateLimiter:
         self.rate = burst / period if period else 0.0
         self.trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self.buckets: dict[str, tuple[float, float]] = {}
-        self.limited = 0
         self._lock = threading.Lock()
 
     def process_resource(
@@ -64,7 +65,7 @@ class RateLimiter:
             return
         wait = self.take(client_address(req, self.trusted))
         if wait > 0:
-            self.limited += 1
+            metrics.RATE_LIMITED.inc()
             raise RateLimited(
                 "too many orders from this address; please wait a moment and try again",
                 retry_after=max(1, math.ceil(wait)),

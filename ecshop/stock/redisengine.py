@@ -16,7 +16,9 @@ from typing import Any
 
 import redis
 
+from ecshop import metrics
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
+from ecshop.logconf import Repeats
 from ecshop.redact import mask
 from ecshop.stock import _ledger, _redis_admin
 from ecshop.stock._base import EngineBase
@@ -59,13 +61,16 @@ class RedisStockEngine(EngineBase):
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, protocol=2)
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
         self._checked = False
+        # NOTE: until Redis answers, every request asks again: one line per outage.
+        self._unreachable = Repeats(log)
         self._check_server()
 
     def _check_server(self) -> None:
         try:
             _redis_admin.check_policy(self.client)
         except redis.ConnectionError as exc:
-            log.warning("Redis at %s is not reachable yet: %s", mask(self.url), exc)
+            self._unreachable.failed("redis", "Redis at %s is not reachable yet: %s",
+                                     mask(self.url), exc)  # fmt: skip
             return
         self._checked = True
 
@@ -95,12 +100,17 @@ class RedisStockEngine(EngineBase):
         ttl_ms = 0 if checked is None else max(1, int(checked * 1000))
         reply = self._run(self.link.reserve, token, lines, ttl_ms)
         code = reply[0]
+        if code in (0, 1) and reply[1]:
+            metrics.HOLD_EXPIRED.inc(int(reply[1]))
         if code == 0:
+            if reply[2]:
+                metrics.HOLD_GRANTED.inc()
             return
         if code == 1:
+            metrics.HOLD_REFUSED.inc()
             items = [
                 (reply[i].decode(), int(reply[i + 1]), int(reply[i + 2]))
-                for i in range(1, len(reply), 3)
+                for i in range(2, len(reply), 3)
             ]
             raise InsufficientStock(items)
         if code == 3:
@@ -234,6 +244,7 @@ class RedisStockEngine(EngineBase):
             if done <= 0:
                 return total
             total += done
+            metrics.HOLD_EXPIRED.inc(done)
             if done < SWEEP_BATCH:
                 return total
 

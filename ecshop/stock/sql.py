@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+from ecshop import metrics
 from ecshop.errors import Conflict, InsufficientStock, NotFound
 from ecshop.stock import _ledger
 from ecshop.stock._base import EngineBase
@@ -73,13 +74,20 @@ class SQLStockEngine(EngineBase):
             deltas: dict[str, int] = dict(gains)
             for sku, qty in canon:
                 deltas[sku] = deltas.get(sku, 0) - qty
-            self._take(tx, deltas, dict(canon), gains)
+            try:
+                self._take(tx, deltas, dict(canon), gains)
+            except InsufficientStock:
+                metrics.HOLD_REFUSED.inc()  # and the expired holds stay (rolled back)
+                raise
             self._drop(tx, sorted(expired), "held")
             tx.executemany(
                 "INSERT INTO stock_holds (token, sku, qty, state, expires_at, created_at) "
                 "VALUES (?, ?, ?, 'held', ?, ?)",
                 [(token, sku, qty, expires, now) for sku, qty in canon],
             )
+        if expired:
+            metrics.HOLD_EXPIRED.inc(len(expired))
+        metrics.HOLD_GRANTED.inc()
 
     def commit(self, token: str) -> bool:
         """Turn a live hold into a sale. False when the hold is gone (expired, released)."""
@@ -188,6 +196,7 @@ class SQLStockEngine(EngineBase):
                     self._add(tx, sku, gains[sku])
                 self._drop(tx, tokens, "held")
             total += len(tokens)
+            metrics.HOLD_EXPIRED.inc(len(tokens))
 
     def audit(self) -> list[dict[str, Any]]:
         """Per-SKU drift between ``available`` and ``on_hand - held - sold``; empty when none."""

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from importlib import resources
 from typing import Any, TypeVar
 
+from ecshop import metrics
 from ecshop.errors import StoreError, Unavailable
 from ecshop.redact import mask
 
@@ -287,6 +288,8 @@ class GroupCommit:
                     tx.execute(f"RELEASE SAVEPOINT w{n}")
             self.batches += 1
             self.items += len(batch)
+            metrics.GROUP_COMMITS.inc()
+            metrics.GROUP_COMMIT_WRITES.inc(len(batch))
         except BaseException as exc:
             # NOTE: the commit (or the transaction itself) failed: nothing of the batch
             # is durable, so every piece fails with that error.

@@ -75,8 +75,12 @@ class ShopProcess:
         raise ServerUnavailable(f"the shop did not answer within 30s: {self.log_tail()}")
 
     def log_tail(self) -> str:
+        return self.log_text()[-3000:]
+
+    def log_text(self) -> str:
+        """Everything the shop logged so far (with ``log_path``)."""
         if self.log_path and self.log_path.exists():
-            return self.log_path.read_text(errors="replace")[-3000:]
+            return self.log_path.read_text(errors="replace")
         return ""
 
     def worker_pids(self) -> list[int]:

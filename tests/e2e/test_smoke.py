@@ -12,10 +12,10 @@ from ecshop.config import child_environ
 from tests.e2e.conftest import SETUPS
 
 
-def smoke(stack, *args):
+def smoke(stack, *args, **env):
     return subprocess.run(
         [sys.executable, "-m", "ecshop.cli", "smoke-test", "--base-url", stack.shop.url, *args],
-        env=child_environ({"ECSHOP_ADMIN_TOKEN": stack.admin_token}),
+        env=child_environ({"ECSHOP_ADMIN_TOKEN": stack.admin_token, **env}),
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -46,12 +46,15 @@ def test_smoke_test_places_pays_and_cancels_a_test_order(make_stack, setup):
 
 
 def test_smoke_test_fails_clearly_when_the_gateway_is_gone(make_stack):
-    stack = make_stack("embedded")
+    token = "m" * 32  # and /metrics is closed to an address without it
+    stack = make_stack("embedded", ECSHOP_METRICS_TOKEN=token, ECSHOP_METRICS_ALLOW="")
     stack.add_product("TEA", 1200, 5)
     stack.gateway.stop()
     done = smoke(stack)
     assert done.returncode == 1
+    assert "metrics closed to this address (401" in done.stdout, done.stdout
     assert done.stdout.splitlines()[-1].startswith("FAIL  ")
+    assert "metrics answer" in smoke(stack, ECSHOP_METRICS_TOKEN=token).stdout
     assert "sandbox payment page" in done.stderr or "sandbox" in done.stderr, done.stderr
     # The unpaid test order was cancelled on the way out: nothing stays held.
     assert stack.levels()["TEA"]["available"] == 5

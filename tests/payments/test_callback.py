@@ -94,10 +94,15 @@ class Parsed(Gateway):
         (RuntimeError("secret detail"), b"ok", FAILED, 500, "internal_error"),
     ],
 )
-def test_receive_sorts_every_notification_into_an_outcome(result, body, kind, status, code):
+def test_receive_sorts_every_notification_into_an_outcome(result, body, kind, status, code,
+                                                          counted):  # fmt: skip
     outcome = receive(Payments(result), "parsed", Parsed({}),
                       NotificationRequest(body=body, request_id="rid-1"))  # fmt: skip
     assert (outcome.kind, outcome.status, outcome.result) == (kind, status, code)
+    counted_as = {RECEIVED: ("applied", ""), DUPLICATE: ("duplicate", ""),
+                  REFUSED: ("rejected", code), FAILED: ("failed", code)}[kind]  # fmt: skip
+    assert counted("ecshop_payment_notifications_total", gateway="parsed",
+                   outcome=counted_as[0], reason=counted_as[1]) == 1  # fmt: skip
     assert outcome.journaled == (kind in (RECEIVED, DUPLICATE))
     answer = json_reply(outcome)
     data = json.loads(answer.data)

@@ -107,6 +107,28 @@ def test_sweep_reclaims_expired_holds(shelf: Any, mirror: OrderMirror, stock_sto
     assert lv(shelf, "TEA") == Levels(5, 4, 1, 0)
 
 
+def test_holds_are_counted_granted_refused_and_expired(
+    shelf: Any, stock_store: Store, counted: Any
+) -> None:
+    def holds() -> list[float]:
+        return [
+            counted("ecshop_stock_holds_total", event=e) for e in ("granted", "refused", "expired")
+        ]
+
+    shelf.reserve("o1", [("CUP", 2)], ttl=60)
+    shelf.reserve("o1", [("CUP", 2)], ttl=60)  # the same hold again: nothing new
+    assert holds() == [1, 0, 0]
+    with pytest.raises(InsufficientStock):
+        shelf.reserve("o2", [("CUP", 1)], ttl=60)
+    assert holds() == [1, 1, 0]
+    expire_hold(shelf, stock_store, "o1")
+    shelf.reserve("o2", [("CUP", 2)], ttl=60)  # takes o1's units back on the way
+    assert holds() == [2, 1, 1]
+    expire_hold(shelf, stock_store, "o2")
+    assert shelf.sweep() == 1
+    assert holds() == [2, 1, 2]
+
+
 def test_release_and_restock_are_idempotent(shelf: Any, mirror: OrderMirror) -> None:
     mirror.place("o1", [("TEA", 2)])
     assert shelf.release("o1") is True

@@ -154,7 +154,7 @@ def test_reserve_and_hold_calls_agree(mod: ModuleType, redis_url: str) -> None:
         lk.close()
         client.close()
     assert dumps[0] == dumps[1]
-    assert dumps[0][0][:4] == [[0], [0], [1, b"A", 2, 1, b"B", 1, 0], [3, b"C"]]
+    assert dumps[0][0][:4] == [[0, 0, 1], [0, 0, 0], [1, 0, b"A", 2, 1, b"B", 1, 0], [3, b"C"]]
 
 
 def test_link_errors(mod: ModuleType) -> None:

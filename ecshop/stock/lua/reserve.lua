@@ -10,9 +10,12 @@
 --                    NEVER_MS + now: no later reserve or sweep reclaims it, and the
 --                    reconciler can still tell its age to find holds no order owns)
 -- ARGV[3+2i-1], ARGV[3+2i]   sku_i, qty_i
--- Returns {0} held (also when the token already holds or has bought: idempotent),
---         {1, sku, requested, available, ...} for every line short of stock (nothing held),
---         {2} the epoch marker is missing (rebuild first), {3, sku} unknown SKU.
+-- Returns {0, reclaimed, 1} held,
+--         {0, 0, 0} when the token already holds or has bought (idempotent: nothing new),
+--         {1, reclaimed, sku, requested, available, ...} for every line short of stock
+--         (nothing held),
+--         {2} the epoch marker is missing (rebuild first), {3, sku} unknown SKU;
+--         reclaimed = the expired holds given back on the way (also when refused).
 -- Expired holds on the touched SKUs (at most 64 per SKU) are reclaimed first, so stock
 -- left in abandoned carts comes back by itself. Every key is read before the first write.
 local P, token, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -25,8 +28,8 @@ local own_state = nil
 if redis.call('EXISTS', KEYS[2]) == 1 then
   own_state = read_hold(KEYS[2])
   local own_exp = redis.call('ZSCORE', KEYS[3], token)
-  if own_state == 'c' then return {0} end
-  if own_state == 'h' and own_exp and tonumber(own_exp) > now then return {0} end
+  if own_state == 'c' then return {0, 0, 0} end
+  if own_state == 'h' and own_exp and tonumber(own_exp) > now then return {0, 0, 0} end
 else
   probe_type(KEYS[3], 'zset')
 end
@@ -80,15 +83,18 @@ for i = 1, n do
 end
 
 -- write phase
+local reclaimed = 0
 for k, t in ipairs(reclaim) do
   if dropped[k][1] == 'h' then
     drop_hold(P, t, 'h', dropped[k][2])
+    reclaimed = reclaimed + 1
   else -- a stale index entry: the hold was committed or removed meanwhile
     for i = 1, n do redis.call('ZREM', KEYS[3 + n + i], t) end
     redis.call('ZREM', KEYS[3], t)
   end
 end
 if #short > 0 then
+  table.insert(short, 1, reclaimed)
   table.insert(short, 1, 1)
   return short
 end
@@ -105,4 +111,4 @@ for i = 1, n do
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('ZADD', KEYS[3], expires, token)
-return {0}
+return {0, reclaimed, 1}
