@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, and
-# chromium + chromium-driver for the browser test) are installed with apt-get where they
-# are missing and we are root or have sudo; without them the service tests skip with a
-# reason naming the package.
+# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, chromium +
+# chromium-driver for the browser test, and nginx + openssl for the deployment kit's
+# tests) are installed with apt-get where they are missing and we are root or have sudo;
+# without them the service tests skip with a reason naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,11 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 # Japanese glyphs in the browser tests' screenshots
 dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
+# The deployment kit (deploy/): nginx in front of the shop, with a certificate made by
+# openssl; pgrep counts gunicorn's workers
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
