@@ -2,9 +2,10 @@
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
 # System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, chromium +
-# chromium-driver for the browser test, and nginx + openssl for the deployment kit's
-# tests) are installed with apt-get where they are missing and we are root or have sudo;
-# without them the service tests skip with a reason naming the package.
+# chromium-driver for the browser test, and nginx, openssl and systemd's systemd-analyze
+# for the deployment kit's tests) are installed with apt-get where they are missing and
+# we are root or have sudo; without them the service tests skip with a reason naming the
+# package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
+# systemd-analyze verify checks the kit's units (it needs no running systemd)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
