@@ -2,10 +2,10 @@
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
 # System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, chromium +
-# chromium-driver for the browser test, and nginx, openssl and systemd's systemd-analyze
-# for the deployment kit's tests) are installed with apt-get where they are missing and
-# we are root or have sudo; without them the service tests skip with a reason naming the
-# package.
+# chromium-driver for the browser test, and for the deployment kit's tests nginx,
+# openssl, systemd's systemd-analyze and uWSGI with its python3 plugin) are installed
+# with apt-get where they are missing and we are root or have sudo; without them the
+# service tests skip with a reason naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 # systemd-analyze verify checks the kit's units (it needs no running systemd)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The shared-hosting entry file under a second WSGI server
+command -v uwsgi >/dev/null 2>&1 || need+=(uwsgi-core)
+dpkg -s uwsgi-plugin-python3 >/dev/null 2>&1 || need+=(uwsgi-plugin-python3)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
