@@ -21,6 +21,7 @@ from tests.conftest import _unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
+UNITS = DEPLOY / "systemd"
 WAIT = 30  # bound on any wait: turns a hang into a failure, times nothing
 
 
@@ -39,6 +40,27 @@ def render(text: str, replacements: Mapping[str, str]) -> str:
         assert old in text, f"placeholder {old!r} is no longer in the file"
         text = text.replace(old, new)
     return text
+
+
+def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    """``{section: {key: [values in order]}}`` of a unit file (no line continuations)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
+    [value] = unit[section][key]
+    return value
 
 
 def until(predicate, what: str):  # type: ignore[no-untyped-def]

@@ -15,32 +15,10 @@ from ecshop.config import check_serving, load_config
 from ecshop.errors import ConfigError
 from ecshop.testing.shop import GUNICORN_CONF
 from tests.conftest import _unavailable
-from tests.deploy.conftest import DEPLOY, render, system_binary
+from tests.deploy.conftest import UNITS, one, parse_unit, render, system_binary
 
-UNITS = DEPLOY / "systemd"
 ECSHOP = "/opt/ecshop/venv/bin/ecshop"
 SERVICES = ("ecshop.service", "ecshop-reconcile.service", "ecshop-backup.service")
-
-
-def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
-    """``{section: {key: [values in order]}}`` of a unit file (no line continuations)."""
-    sections: dict[str, dict[str, list[str]]] = {}
-    current: dict[str, list[str]] = {}
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("["):
-            current = sections.setdefault(line.strip("[]"), {})
-            continue
-        key, _, value = line.partition("=")
-        current.setdefault(key.strip(), []).append(value.strip())
-    return sections
-
-
-def one(unit: dict[str, dict[str, list[str]]], section: str, key: str) -> str:
-    [value] = unit[section][key]
-    return value
 
 
 def analyze() -> str:
