@@ -178,7 +178,11 @@ def test_the_site_passes_nginx_t(tmp_path: Path) -> None:
     result = Nginx(tmp_path, free_port()).check()
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
-    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
+    # nginx 1.25.1 and later prefer `http2 on;`, which 1.22 (Debian 12) does not know;
+    # the guide says so. Any other warning is a mistake in the site.
+    known = 'the "listen ... http2" directive is deprecated'
+    said = [line for line in result.stderr.splitlines() if "[warn]" in line or "[emerg]" in line]
+    assert [line for line in said if known not in line] == [], result.stderr
 
 
 def test_the_body_limit_matches_the_shops() -> None:
