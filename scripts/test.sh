@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then runs it: ./scripts/test.sh [pytest arguments]
 #
-# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config,
-# chromium + chromium-driver for the browser test, and prometheus for promtool, which
-# checks /metrics) are installed with apt-get where they are missing and we are root or
-# have sudo; without them the service tests skip with a reason naming the package.
+# System packages (redis-server, mariadb-server, libmariadb-dev, pkg-config, chromium +
+# chromium-driver for the browser test, prometheus for promtool, which checks /metrics,
+# and for the deployment kit's tests nginx, openssl, systemd's systemd-analyze and uWSGI
+# with its python3 plugin) are installed with apt-get where they are missing and we are
+# root or have sudo; without them the service tests skip with a reason naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,16 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Japanese glyphs in the browser tests' screenshots
 dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || need+=(fonts-ipafont-gothic)
+# The deployment kit (deploy/): nginx in front of the shop, with a certificate made by
+# openssl; pgrep counts gunicorn's workers
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
+# systemd-analyze verify checks the kit's units (it needs no running systemd)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# The shared-hosting entry file under a second WSGI server
+command -v uwsgi >/dev/null 2>&1 || need+=(uwsgi-core)
+dpkg -s uwsgi-plugin-python3 >/dev/null 2>&1 || need+=(uwsgi-plugin-python3)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then
