@@ -108,9 +108,13 @@ class Serve:
                  "--workers", "1"],
                 env={**os.environ, **self.env}, cwd=self.directory, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
-        until(lambda: self.proc.poll() is not None or answers(self.url + "/healthz"),
-              "ecshop serve did not answer")  # fmt: skip
-        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        try:
+            until(lambda: self.proc.poll() is not None or answers(self.url + "/healthz"),
+                  "ecshop serve did not answer")  # fmt: skip
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def workers(self) -> set[int]:

@@ -103,15 +103,20 @@ class Nginx:
         return subprocess.run([*self.argv, "-t"], capture_output=True, text=True, timeout=30)
 
     def start(self) -> Nginx:
-        self.proc = subprocess.Popen(self.argv, stderr=subprocess.PIPE)
-        until(lambda: self.proc.poll() is not None or listening(self.https_port),  # type: ignore[union-attr]
-              "nginx did not listen")  # fmt: skip
-        assert self.proc.poll() is None, self.error_log()
+        with open(self.d / "logs" / "stderr.log", "ab") as err:
+            self.proc = proc = subprocess.Popen(self.argv, stderr=err)
+        try:
+            until(lambda: proc.poll() is not None or listening(self.https_port),
+                  "nginx did not listen")  # fmt: skip
+            assert proc.poll() is None, self.error_log()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def error_log(self) -> str:
-        path = self.d / "logs" / "error.log"
-        return path.read_text() if path.exists() else ""
+        logs = (self.d / "logs" / name for name in ("stderr.log", "error.log"))
+        return "".join(path.read_text() for path in logs if path.exists())
 
     def access_log(self) -> str:
         path = self.d / "logs" / "ecshop.access.log"
@@ -153,12 +158,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
         "ECSHOP_CHECKOUT_RATE_LIMIT": "1/3600",
     }
     serve = Serve(env, free_port(), directory).start()
-    made = requests.post(f"{serve.url}/api/v1/admin/products", timeout=30,
-                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-                         json={"sku": "TEA", "name": "Tea", "price": 1200, "on_hand": 50})  # fmt: skip
-    assert made.status_code == 201, made.text
-    yield serve
-    serve.stop()
+    try:
+        made = requests.post(f"{serve.url}/api/v1/admin/products", timeout=30,
+                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                             json={"sku": "TEA", "name": "Tea", "price": 1200, "on_hand": 50})  # fmt: skip
+        assert made.status_code == 201, made.text
+        yield serve
+    finally:
+        serve.stop()
 
 
 @pytest.fixture

@@ -61,41 +61,44 @@ def hosted(tmp_path: Path, venv_bin: Path) -> Iterator[tuple[str, Path, SandboxG
     env = host_env()
     python = uwsgi_python(env)
     gateway = SandboxGatewayProcess(directory=tmp_path, switches={"drop": 1.0}).start()
-    app, port = tmp_path / "ecshop", free_port()
-    app.mkdir()
-    shutil.copy(KIT / "passenger_wsgi.py", app)
-    toml = render((KIT / "ecshop.toml").read_text(), {
-        "/home/USER/ecshop-data": str(tmp_path / "ecshop-data"),
-        "/home/USER/ecshop": str(app),
-        'secret_key = ""': f'secret_key = "{secrets.token_hex(32)}"',
-        'admin_token = ""': f'admin_token = "{ADMIN_TOKEN}"',
-        "https://shop.example.com": f"http://127.0.0.1:{port}",
-    })  # fmt: skip
-    sandbox = f'[gateway.sandbox]\nurl = "{gateway.url}"\nsecret = "{gateway.secret}"\n'
-    toml = f"reconcile_grace = 0\n{toml}\n{sandbox}"
-    (app / "ecshop.toml").write_text(toml)
-    (app / "ecshop.toml").chmod(0o600)
-    # The README's step after an install or an upgrade, from the app's folder.
-    migrate = subprocess.run([str(venv_bin / "ecshop"), "migrate"], cwd=app, env=env,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert migrate.returncode == 0, migrate.stderr
-    log = tmp_path / "uwsgi.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [uwsgi, *python, "--http-socket", f"127.0.0.1:{port}",
-             "--wsgi-file", "passenger_wsgi.py", "--chdir", str(app),
-             "--master", "--processes", "2", "--lazy-apps",
-             "--need-app", "--die-on-term", "--strict"],
-            cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
+    proc: subprocess.Popen[bytes] | None = None
     try:
-        until(lambda: proc.poll() is not None or answers(url + "/healthz"), "uWSGI did not answer")
-        assert proc.poll() is None, log.read_text()[-3000:]
+        app, port = tmp_path / "ecshop", free_port()
+        app.mkdir()
+        shutil.copy(KIT / "passenger_wsgi.py", app)
+        toml = render((KIT / "ecshop.toml").read_text(), {
+            "/home/USER/ecshop-data": str(tmp_path / "ecshop-data"),
+            "/home/USER/ecshop": str(app),
+            'secret_key = ""': f'secret_key = "{secrets.token_hex(32)}"',
+            'admin_token = ""': f'admin_token = "{ADMIN_TOKEN}"',
+            "https://shop.example.com": f"http://127.0.0.1:{port}",
+        })  # fmt: skip
+        sandbox = f'[gateway.sandbox]\nurl = "{gateway.url}"\nsecret = "{gateway.secret}"\n'
+        (app / "ecshop.toml").write_text(f"reconcile_grace = 0\n{toml}\n{sandbox}")
+        (app / "ecshop.toml").chmod(0o600)
+        # The README's step after an install or an upgrade, from the app's folder.
+        migrate = subprocess.run([str(venv_bin / "ecshop"), "migrate"], cwd=app, env=env,
+                                 capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert migrate.returncode == 0, migrate.stderr
+        log = tmp_path / "uwsgi.log"
+        with open(log, "ab") as out:
+            proc = server = subprocess.Popen(
+                [uwsgi, *python, "--http-socket", f"127.0.0.1:{port}",
+                 "--wsgi-file", "passenger_wsgi.py", "--chdir", str(app),
+                 "--master", "--processes", "2", "--lazy-apps",
+                 "--need-app", "--die-on-term", "--strict"],
+                cwd=app, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        until(
+            lambda: server.poll() is not None or answers(url + "/healthz"), "uWSGI did not answer"
+        )
+        assert server.poll() is None, log.read_text()[-3000:]
         yield url, app, gateway
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()  # --die-on-term: SIGTERM stops uWSGI (else it reloads)
+            proc.wait(30)
         gateway.stop()
 
 
