@@ -410,6 +410,44 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_journal(args: argparse.Namespace, config: Config) -> int:
+    from ecshop import audit, journalio
+    from ecshop.store import open_store
+
+    if args.journal_command == "export":
+        store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
+        try:
+            since = None if args.since is None else journalio.parse_time(args.since)
+            count = journalio.export_journal(store, args.path, after_backup=args.after_backup,
+                                             since=since)  # fmt: skip
+        finally:
+            store.close()
+        which = f"not in {args.after_backup}" if args.after_backup else f"since {args.since}"
+        print(f"exported {count} journaled notification(s) {which} to {args.path}")
+        return 0
+    _, entries = journalio.read_journal(args.path)
+    shop = _shop(config)
+    try:
+        carried = journalio.replay(shop.payments, entries)
+        for item in carried:
+            print(item.describe())
+        unsettled = [c for c in carried if not c.settled]
+        kinds = [c.kind for c in carried]
+        summary = {kind: kinds.count(kind) for kind in dict.fromkeys(kinds)}
+        audit.record(shop.store, audit.Actor.cli(), "journal.replay", Path(args.path).name,
+                     None, {**summary, "not_settled": [c.describe() for c in unsettled]})  # fmt: skip
+    finally:
+        shop.close()
+    print(f"replayed {len(carried)} notification(s) from {args.path}: "
+          + (", ".join(f"{kind} {n}" for kind, n in summary.items()) or "none"))  # fmt: skip
+    if unsettled:
+        print(f"ecshop: {len(unsettled)} notification(s) could not be settled on this shop "
+              "(listed above as NOT SETTLED); keep the file and settle them by hand",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     from ecshop.benchrun import Bench
 
@@ -533,6 +571,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", type=int, default=0, help="keep only the newest N backups")
     p = add("restore", cmd_import, "load a backup into a new, empty database (same as import)")
     p.add_argument("path", help="backup file")
+    p = add("journal", cmd_journal,
+            "carry payment notifications that reached an old shop after its backup to the new one")  # fmt: skip
+    journal_sub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")
+    carry = journal_sub.add_parser(
+        "export", help="write this shop's journaled notifications that a backup does not hold "
+        "(or received since a time) to a file (gzip JSON lines, mode 0600)")  # fmt: skip
+    carry.add_argument("path", help="file to write, e.g. journal.jsonl.gz")
+    which = carry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--after-backup", metavar="BACKUP",
+                       help="the backup the new shop was restored from")  # fmt: skip
+    which.add_argument("--since", metavar="TIME",
+                       help="unix seconds or an ISO 8601 time with its offset")  # fmt: skip
+    replay = journal_sub.add_parser(
+        "replay", help="settle a journal file's notifications on this shop as if its gateway "
+        "sent them now (idempotent; exit 1 when one names an unknown order or does not fit it)")  # fmt: skip
+    replay.add_argument("path", help="file written by ecshop journal export")
     p = add(
         "bench", cmd_bench, "measure this server: checkouts and a flash sale on a throwaway shop"
     )

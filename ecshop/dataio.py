@@ -110,6 +110,34 @@ def _header(src: IO[str]) -> dict[str, Any]:
     return header
 
 
+def table_rows(path: str | Path, table: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header of an export and every row of one of its tables, as dicts.
+
+    Raises:
+        BadRequest: not an export, damaged, or cut short before the table's end line.
+    """
+    if table not in TABLES:
+        raise BadRequest(f"an export holds no table {table!r}")
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as src:
+            header = _header(src)
+            columns: list[str] | None = None
+            rows: list[dict[str, Any]] = []
+            for raw in src:
+                record = json.loads(raw)
+                if isinstance(record, dict) and record.get("table") == table:
+                    columns = [str(c) for c in record.get("columns") or ()]
+                elif isinstance(record, dict) and record.get("end") == table:
+                    if record.get("rows") != len(rows):
+                        raise BadRequest(f"table {table} in the export is incomplete")
+                    return header, rows
+                elif columns is not None and isinstance(record, list):
+                    rows.append(dict(zip(columns, record, strict=True)))
+    except (OSError, EOFError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"the export file is damaged: {exc}") from exc
+    raise BadRequest(f"the export ends before the end of table {table}: it was cut short")
+
+
 def verify(path: str | Path) -> dict[str, int]:
     """Read an export through to its end marker; return its counts (BadRequest if damaged)."""
     counts: dict[str, int] = {}

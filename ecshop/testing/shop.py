@@ -67,7 +67,9 @@ class ShopProcess:
                     f"gunicorn exited with {self.proc.returncode}: {self.log_tail()}"
                 )
             try:
-                urllib.request.urlopen(self.url + "/api/v1/products", timeout=1).close()
+                # NOTE: health, not a storefront page: a shop restored in maintenance
+                # answers 503 there and is running all the same.
+                urllib.request.urlopen(self.url + "/healthz", timeout=1).close()
                 return self
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
