@@ -162,19 +162,24 @@ BUILD_INFO = _gauge(
 )  # fmt: skip
 _PROCESS_GAUGES = {
     "ecshop_process_start_time_seconds": _gauge(
-        "ecshop_process_start_time_seconds", "Start time of the process since the epoch, per pid."
+        "ecshop_process_start_time_seconds",
+        "Start time of the process since the epoch (a series per worker pid when served).",
     ),
     "ecshop_process_resident_memory_bytes": _gauge(
-        "ecshop_process_resident_memory_bytes", "Resident memory of the process, per pid."
+        "ecshop_process_resident_memory_bytes",
+        "Resident memory of the process (a series per worker pid when served).",
     ),
     "ecshop_process_virtual_memory_bytes": _gauge(
-        "ecshop_process_virtual_memory_bytes", "Virtual memory of the process, per pid."
+        "ecshop_process_virtual_memory_bytes",
+        "Virtual memory of the process (a series per worker pid when served).",
     ),
     "ecshop_process_cpu_seconds_total": _gauge(
-        "ecshop_process_cpu_seconds", "User and system CPU time of the process, per pid."
+        "ecshop_process_cpu_seconds",
+        "User and system CPU time of the process (a series per worker pid when served).",
     ),
     "ecshop_process_open_fds": _gauge(
-        "ecshop_process_open_fds", "Open file descriptors of the process, per pid."
+        "ecshop_process_open_fds",
+        "Open file descriptors of the process (a series per worker pid when served).",
     ),
 }
 
