@@ -10,7 +10,8 @@ English needs no catalog.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ import jinja2
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
+from jinja2.filters import do_urlencode
+from markupsafe import Markup
 
 from ecshop.money import format_money
 from ecshop.pages import template_context
@@ -26,6 +29,11 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 LOCALES = Path(__file__).resolve().parent / "locale"
 LANGUAGES = ("ja", "en")
 DEFAULT_LANGUAGE = "ja"
+#: translations kept per language once looked up (the templates' messages are literals)
+MAX_MESSAGES = 4096
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+#: a text ``urlencode`` leaves as it is (``urllib.parse.quote``'s safe characters and /)
+_URL_PLAIN = re.compile(r"[A-Za-z0-9_.~/-]*")
 
 
 def load_translations(lang: str, folder: Path = LOCALES) -> NullTranslations:
@@ -59,6 +67,55 @@ def negotiate(accept_language: str | None, cookie: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+class _Environment(jinja2.Environment):
+    """Jinja's environment with a quicker ``row.field`` on a plain dict.
+
+    Jinja looks for an attribute first and then for the item; a dict has no attribute of
+    a name that is not a dict method, so the item is looked up first for those names and
+    the answer is Jinja's, without an ``AttributeError`` raised and caught for every
+    field of every row.
+    """
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+def _page_gettext(translations: NullTranslations) -> Callable[..., str]:
+    """The templates' ``_()`` and ``gettext()``: Jinja's new-style gettext (the translated
+    text is markup, the values are escaped into it and ``%`` always formats), with each
+    message looked up once per language and without Jinja's second call through the
+    context."""
+    texts: dict[str, tuple[str, Markup]] = {}
+
+    @jinja2.pass_eval_context
+    def gettext(eval_ctx: Any, message: str, /, **values: Any) -> str:
+        known = texts.get(message)
+        if known is None:
+            text = translations.gettext(message)
+            known = (text, Markup(text))
+            if len(texts) < MAX_MESSAGES:
+                texts[message] = known
+        if not eval_ctx.autoescape:
+            return known[0] % values
+        if all(type(value) is int for value in values.values()):
+            return Markup(known[0] % values)  # a number needs no escaping
+        return known[1] % values
+
+    return gettext
+
+
+def _urlencode(value: Any) -> str:
+    """Jinja's ``urlencode``, answering a text that needs no quoting as it is."""
+    if type(value) is str and _URL_PLAIN.fullmatch(value):
+        return value
+    return do_urlencode(value)
+
+
 class Renderer:
     """Renders the shop's templates in each language (one Jinja environment per
     language, so threads never swap each other's catalog)."""
@@ -71,12 +128,14 @@ class Renderer:
         self.envs = {lang: self._env(loader, lang, static_url) for lang in LANGUAGES}
 
     def _env(self, loader: jinja2.BaseLoader, lang: str, static_url: Any) -> jinja2.Environment:
-        env = jinja2.Environment(
+        env = _Environment(
             loader=loader, autoescape=True, extensions=["jinja2.ext.i18n"],
             trim_blocks=True, lstrip_blocks=True,
         )  # fmt: skip
         env.install_gettext_translations(self.translations[lang], newstyle=True)  # type: ignore[attr-defined]
+        env.globals["_"] = env.globals["gettext"] = _page_gettext(self.translations[lang])
         env.filters["money"] = format_money
+        env.filters["urlencode"] = _urlencode
         env.globals["static"] = static_url or (lambda name: f"/static/{name}")
         env.globals["lang"] = lang
         return env
