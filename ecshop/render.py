@@ -91,20 +91,30 @@ def _page_gettext(translations: NullTranslations) -> Callable[..., str]:
     message looked up once per language and without Jinja's second call through the
     context."""
     texts: dict[str, tuple[str, Markup]] = {}
+    bare: dict[str, Markup] = {}  # a message without values, as shown
 
     @jinja2.pass_eval_context
     def gettext(eval_ctx: Any, message: str, /, **values: Any) -> str:
+        autoescape = eval_ctx.autoescape
+        if autoescape and not values:
+            shown = bare.get(message)
+            if shown is not None:
+                return shown
         known = texts.get(message)
         if known is None:
             text = translations.gettext(message)
             known = (text, Markup(text))
             if len(texts) < MAX_MESSAGES:
                 texts[message] = known
-        if not eval_ctx.autoescape:
+        if not autoescape:
             return known[0] % values
-        if all(type(value) is int for value in values.values()):
-            return Markup(known[0] % values)  # a number needs no escaping
-        return known[1] % values
+        for value in values.values():
+            if type(value) is not int:
+                return known[1] % values
+        shown = Markup(known[0] % values)  # a number needs no escaping
+        if not values and len(bare) < MAX_MESSAGES:
+            bare[message] = shown
+        return shown
 
     return gettext
 

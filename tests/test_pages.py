@@ -77,7 +77,9 @@ PAGE_VALUES = {"who": '<b>"Tea" & 100%</b>/ü', "label": "Cart", "obj": 5,
 def test_templates_render_as_plain_jinja_would(tmp_path, lang):
     """The renderer's quicker gettext, dict fields and urlencode give Jinja's text."""
     (tmp_path / "t.html").write_text(PAGE_SOURCE, "utf-8")
-    shown = Renderer(HookRegistry(), theme_dir=str(tmp_path)).render("t.html", PAGE_VALUES, lang)
+    renderer = Renderer(HookRegistry(), theme_dir=str(tmp_path))
+    shown = renderer.render("t.html", PAGE_VALUES, lang)
+    assert renderer.render("t.html", PAGE_VALUES, lang) == shown  # from what was looked up
     plain = jinja2.Environment(autoescape=True, extensions=["jinja2.ext.i18n"])
     plain.install_gettext_translations(load_translations(lang), newstyle=True)  # type: ignore[attr-defined]
     plain.filters["money"] = lambda amount, currency: f"{amount / 100:,.2f} {currency}"
