@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 import pytest
+from markupsafe import Markup
 
 from ecshop.errors import InternalError
 from ecshop.hooks import HookRegistry
@@ -67,9 +68,11 @@ PAGE_SOURCE = (
     '{{ _("Add to cart") }}|{{ _("100%% sure") }}|{{ _(label) }}|'
     '{% autoescape false %}{{ _("%(name)s was added to your cart.", name=who) }}{% endautoescape %}|'
     "{{ row.name }}|{{ row.items is callable }}|{{ row.nope }}|{{ obj.real }}|"
-    "{{ row.sku|urlencode }}|{{ who|urlencode }}|{{ 123456|money('USD') }}"
+    "{{ row.sku|urlencode }}|{{ who|urlencode }}|{{ 123456|money('USD') }}|"
+    "{{ none }}|{{ -7 }}|{{ 1.5 }}|{{ flag }}|{{ html }}|{{ who|e }}|{{ [who] }}"
 )  # fmt: skip
-PAGE_VALUES = {"who": '<b>"Tea" & 100%</b>/ü', "label": "Cart", "obj": 5,
+PAGE_VALUES = {"who": '<b>"Tea" & 100%</b>/ü', "label": "Cart", "obj": 5, "none": None,
+               "flag": True, "html": Markup("<em>ok</em>"),
                "row": {"name": "<i>", "items": 1, "sku": "A.b_c-~9"}}  # fmt: skip
 
 
