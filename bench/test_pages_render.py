@@ -1,13 +1,16 @@
 """Storefront pages against the JSON catalog, in one process and one run, on a
 1,000-product SQLite shop: what rendering HTML (templates, session, CSRF, gettext) costs
-next to the API. The ratios are printed at the end and kept in bench/README.md.
+next to the API. pytest-benchmark times each route in turn; ``test_ratios`` then takes
+the routes side by side in batches (:mod:`bench._sidebyside`) and prints their ratios to
+the JSON catalog, the figures kept in bench/README.md.
 
-    .venv/bin/pytest bench/test_pages_render.py -p no:randomly --benchmark-columns=mean,median,ops
+    .venv/bin/pytest bench/test_pages_render.py -s -p no:randomly --benchmark-columns=mean,median,ops
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,14 @@ from typing import Any
 import pytest
 from falcon import testing
 
+from bench._sidebyside import report, side_by_side
 from ecshop.app import create_app
 from ecshop.config import load_config
 from ecshop.store import open_store
 
 TOKEN = "b" * 32
 PRODUCTS = 1000
+PER_ROUTE = 1000
 BROWSER = {"Accept": "text/html", "Accept-Language": "ja"}
 MEANS: dict[str, float] = {}
 ROUTES = {
@@ -66,13 +71,23 @@ def test_page(benchmark: Any, shop: tuple[testing.TestClient, str], name: str) -
 
     assert get().status_code == 200
     benchmark(get)
-    MEANS[name] = benchmark.stats.stats.mean
+    if benchmark.enabled:
+        MEANS[name] = benchmark.stats.stats.mean
 
 
-def test_ratios() -> None:
-    """Each page's mean time over the JSON catalog's (printed with -s)."""
-    if "api_catalog" not in MEANS:
-        pytest.skip("run with the benchmarks")
-    base = MEANS["api_catalog"]
-    for name, mean in MEANS.items():
-        print(f"{name:16s} {mean * 1000:8.2f} ms  x{mean / base:5.2f}")
+def test_ratios(shop: tuple[testing.TestClient, str]) -> None:
+    """Each route's time over the JSON catalog's, taken side by side (printed with -s;
+    ``cpu ms`` is this process's CPU time per request), then the same over
+    pytest-benchmark's means of the runs above, when they ran."""
+    client, cookie = shop
+    calls = {}
+    for name, (path, headers) in ROUTES.items():
+        sent = {**headers, "Cookie": cookie} if headers else headers
+        calls[name] = lambda path=path, sent=sent: client.simulate_get(path, headers=sent)
+    timings = side_by_side(calls, per_route=PER_ROUTE, cpu=time.process_time)
+    print("\n" + report(timings, "api_catalog", f"in-process, {PER_ROUTE} requests a route"))
+    if "api_catalog" in MEANS:
+        base = MEANS["api_catalog"]
+        print("pytest-benchmark means, route by route:")
+        for name, mean in MEANS.items():
+            print(f"{name:16s} {mean * 1000:8.2f} ms  x{mean / base:5.2f}")

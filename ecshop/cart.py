@@ -68,8 +68,9 @@ def limit_of(product: dict[str, Any], available: int, max_qty: int) -> int:
 
 
 def available(stock: Any, skus: list[str]) -> dict[str, int]:
-    levels = stock.levels(skus) if skus else {}
-    return {sku: int(levels[sku].available) if sku in levels else 0 for sku in skus}
+    """What can be bought now of each SKU (0 for one without stock)."""
+    free = stock.available(skus) if skus else {}
+    return {sku: int(free.get(sku, 0)) for sku in skus}
 
 
 def view(

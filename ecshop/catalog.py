@@ -207,9 +207,12 @@ def search_products(
     if not query:
         return list_products(store, limit=limit, after=after)
     # NOTE: LOWER on both sides: MySQL's binary collation compares case-sensitively.
+    # SQLite's LIKE ignores ASCII case already and its LOWER() knows no other, so there
+    # LOWER() would only add two calls per row walked (half the time of a search).
     params: list[Any] = [_like(query.lower()), _like(query.lower())]
+    name, sku = ("name", "sku") if store.dialect == "sqlite" else ("LOWER(name)", "LOWER(sku)")
     where = ("deleted_at IS NULL AND active = 1 AND "
-             "(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(sku) LIKE ? ESCAPE '!')")  # fmt: skip
+             f"({name} LIKE ? ESCAPE '!' OR {sku} LIKE ? ESCAPE '!')")  # fmt: skip
     if after:
         where += " AND sku > ?"
         params.append(after)

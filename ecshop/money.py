@@ -63,5 +63,14 @@ def to_minor(value: Decimal | str | int, currency: str) -> int:
 
 
 def format_money(amount: int, currency: str) -> str:
-    """``amount`` minor units for people: ``"1,250 JPY"``, ``"12.50 USD"``."""
-    return f"{to_major(amount, currency):,f} {currency}"
+    """``amount`` minor units for people: ``"1,250 JPY"``, ``"12.50 USD"``.
+
+    The same text as ``f"{to_major(amount, currency):,f} {currency}"``, in integer
+    arithmetic: pages show a price per product, and a Decimal per price was most of it.
+    """
+    minor = int(amount)
+    digits = exponent(currency)
+    if not digits:
+        return f"{minor:,} {currency}"
+    whole, part = divmod(-minor if minor < 0 else minor, 10**digits)
+    return f"{'-' if minor < 0 else ''}{whole:,}.{part:0{digits}d} {currency}"

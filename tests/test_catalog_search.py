@@ -37,6 +37,13 @@ def test_search_matches_names_and_skus_and_pages(store):
     ]
 
 
+@pytest.mark.parametrize("words", ["GREEN tea", "green TEA", "Green Tea", "tea-1", "TeA-1"])
+def test_case_does_not_matter(store, words):
+    assert [r["sku"] for r in search_products(store, query=words, limit=10, after=None)[0]] == [
+        "TEA-1"
+    ]
+
+
 @pytest.mark.parametrize(("words", "found"), [("100%", ["TEA-2"]), ("%", ["TEA-2"]),
                                               ("_", ["CUP_9"]), ("!", []), ("'", [])])  # fmt: skip
 def test_wildcards_are_literal(store, words, found):

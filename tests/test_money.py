@@ -50,3 +50,10 @@ def test_format_money_for_people():
     assert format_money(123456, "USD") == "1,234.56 USD"
     assert format_money(3000, "JPY") == "3,000 JPY"
     assert format_money(1500, "KWD") == "1.500 KWD"
+
+
+@pytest.mark.parametrize("currency", ["JPY", "USD", "KWD", "CLF", "usd"])
+def test_format_money_is_the_decimal_text(currency):
+    amounts = [*range(-2100, 2100, 7), 10**12 + 5, -(10**12) - 5, 999_999_999, -1, 0]
+    for amount in amounts:
+        assert format_money(amount, currency) == f"{to_major(amount, currency):,f} {currency}"

@@ -72,9 +72,10 @@ class Catalog(PageResource):
             self.shop.store, query=words, limit=PAGE_SIZE, after=req.context.params["after"]
         )
         free = carts.available(self.shop.stock, [r["sku"] for r in rows])
-        products = [{**r, "available": free[r["sku"]]} for r in rows]
+        for row in rows:  # the rows are this request's own
+            row["available"] = free[row["sku"]]
         more = "/?" + urlencode({"q": words, "after": next_after}) if next_after else None
-        self.render(req, resp, "catalog.html", {"products": products, "q": words,
+        self.render(req, resp, "catalog.html", {"products": rows, "q": words,
                                                  "next_page": more})  # fmt: skip
 
 

@@ -35,6 +35,12 @@ class EngineBase:
     def levels(self, skus: Iterable[str] | None = None) -> dict[str, Levels]:  # pragma: no cover
         raise NotImplementedError
 
+    def available(self, skus: Iterable[str]) -> dict[str, int]:
+        """What can be sold now of each SKU that has stock (the ``available`` of
+        :meth:`levels`)."""
+        wanted = list(skus)
+        return {sku: lv.available for sku, lv in self.levels(wanted).items()} if wanted else {}
+
     def page(self, *, after: str | None, limit: int) -> tuple[dict[str, Levels], str | None]:
         """Levels of up to ``limit`` SKUs after ``after`` in SKU order, and the next cursor."""
         with self.store.read() as tx:

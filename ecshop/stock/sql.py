@@ -176,6 +176,17 @@ class SQLStockEngine(EngineBase):
             for r in rows
         }
 
+    def available(self, skus: Iterable[str]) -> dict[str, int]:
+        """What can be sold now of each SKU that has stock: the counter alone, in one
+        read (a catalog page needs no more)."""
+        wanted = sorted(set(skus))
+        if not wanted:
+            return {}
+        with self.store.read() as tx:
+            rows = tx.query(f"SELECT sku, available FROM stock WHERE sku IN ({_marks(wanted)})",
+                            wanted)  # fmt: skip
+        return {r["sku"]: int(r["available"]) for r in rows}
+
     def sweep(self) -> int:
         """Give back the units of every expired hold; return how many holds."""
         total = 0

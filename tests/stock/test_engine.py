@@ -226,6 +226,16 @@ def test_levels_of_all_and_none(shelf: Any) -> None:
     assert shelf.levels(["NOPE"]) == {}
 
 
+def test_available_is_the_levels_available(shelf: Any, mirror: OrderMirror) -> None:
+    mirror.place("o1", [("TEA", 2), ("CUP", 2)])
+    mirror.pay("o1")
+    mirror.place("o2", [("TEA", 1)])
+    skus = ["TEA", "CUP", "POT", "NOPE", "TEA"]
+    assert shelf.available(skus) == {s: lv.available for s, lv in shelf.levels(skus).items()}
+    assert shelf.available(skus) == {"TEA": 2, "CUP": 0, "POT": 0}
+    assert shelf.available([]) == {}
+
+
 def test_rebuild_keeps_what_the_database_says(shelf: Any, mirror: OrderMirror) -> None:
     mirror.place("o1", [("TEA", 2)])
     mirror.place("o2", [("TEA", 1), ("CUP", 1)])
