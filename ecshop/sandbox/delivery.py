@@ -1,9 +1,11 @@
 """Notification delivery for the sandbox gateway: signed POSTs, retries and fault switches.
 
 A scheduler thread takes due deliveries from the queue in the state file and hands them
-to a small pool of senders. Each attempt is signed afresh (``Sandbox-Signature``) and
-recorded. A non-2xx answer or a network error is retried with exponential backoff until
-the retry budget (attempts, counting the first) is spent.
+to a small pool of senders; a new event wakes it at once (no polling). Each attempt is
+signed afresh (``Sandbox-Signature``) and recorded. A non-2xx answer or a network error
+is retried with exponential backoff until the retry budget (attempts, counting the
+first) is spent. Each sender keeps its connection to a notify address open between
+attempts (HTTP/1.1 keep-alive), as a real provider's webhook senders do.
 
 The fault switches are drawn from one seeded RNG when an event is raised, so a seed
 gives the same pattern of faults for the same sequence of events:
@@ -27,12 +29,11 @@ import logging
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import MutableSequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
+from urllib.parse import urlsplit
 
 from ecshop.sandbox.protocol import SIGNATURE_HEADER, sign_body
 from ecshop.sandbox.schema import Fate, QueuedDelivery
@@ -42,6 +43,8 @@ log = logging.getLogger("ecshop.sandbox_gateway")
 
 REORDER_WINDOW = 0.5
 """Longest time (seconds) ``reorder`` holds a new event back."""
+IDLE_WAIT = 1.0
+"""Longest time (seconds) the scheduler sleeps when no one wakes it (a safety net)."""
 
 T = TypeVar("T")
 
@@ -91,11 +94,43 @@ class FaultDice:
             self._rng.shuffle(items)
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not a 2xx: report it instead of following it."""
+_Target = tuple[str, str, int | None]
+"""Scheme, host and port of a notify URL."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+"""How a kept-alive connection the receiver closed meanwhile fails on its next use."""
+
+
+class _Connections(threading.local):
+    """Each sender thread's open connections, by scheme and host."""
+
+    def __init__(self) -> None:
+        self.open: dict[_Target, http.client.HTTPConnection] = {}
+
+    def get(self, target: _Target, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection to ``target``, and whether it was used before."""
+        conn = self.open.get(target)
+        if conn is not None:
+            return conn, True
+        scheme, host, port = target
+        kind = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = kind(host, port, timeout=timeout)
+        self.open[target] = conn
+        return conn, False
+
+    def drop(self, target: _Target) -> None:
+        conn = self.open.pop(target, None)
+        if conn is not None:
+            conn.close()
+
+
+def _split(url: str) -> tuple[_Target, str]:
+    """Where to connect for ``url`` and the path to ask; ValueError if it is no http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return (parts.scheme, parts.hostname, parts.port), path
 
 
 class Deliverer:
@@ -118,7 +153,7 @@ class Deliverer:
         self.timeout = timeout
         self._max_in_flight = senders * 4
         self._pool = ThreadPoolExecutor(max_workers=senders, thread_name_prefix="sandbox-send")
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+        self._connections = _Connections()
         self._cond = threading.Condition()
         self._kicked = False
         self._stopping = False
@@ -173,58 +208,81 @@ class Deliverer:
             self._pool.submit(self._deliver, item)
 
     def _wait_time(self) -> float:
-        nxt = self.state.next_due()
+        """Seconds until the earliest delivery that is not already being sent is due."""
+        with self._cond:
+            busy = list(self._in_flight)
+            full = len(busy) >= self._max_in_flight
+        # NOTE: a delivery in flight is not waited for: its sender wakes us if it queues
+        # a retry or a duplicate, or frees a place when every place was taken. Counting
+        # it (its due time is past) would make this loop look at the queue every 10 ms
+        # for as long as any delivery is under way.
+        nxt = None if full else self.state.next_due(busy)
         if nxt is None:
-            return 1.0
-        # NOTE: a due item may be in flight; its sender wakes us when it is done.
-        return min(1.0, max(0.01, nxt - time.time()))
+            return IDLE_WAIT
+        return min(IDLE_WAIT, max(0.0, nxt - time.time()))
 
     # -- sending ----------------------------------------------------------------------
     def _deliver(self, item: QueuedDelivery) -> None:
+        queued_again = True  # on an unexpected failure, let the scheduler look again
         try:
-            self._attempt(item)
+            queued_again = self._attempt(item)
         except Exception:
             log.exception("delivery of %s failed unexpectedly", item.event_id)
         finally:
             with self._cond:
+                was_full = len(self._in_flight) >= self._max_in_flight
                 self._in_flight.discard(item.id)
-            self.wake()
+            if queued_again or was_full:
+                self.wake()
 
-    def _attempt(self, item: QueuedDelivery) -> None:
+    def _attempt(self, item: QueuedDelivery) -> bool:
+        """Make one attempt and record it; whether a retry or a duplicate was queued."""
         delay = self.dice.faults.delay_ms / 1000.0
         if item.drop_it and item.attempt == 1 and not item.duplicate:
             self.state.record_attempt(item, "dropped")
-            return
+            return False
         status, error = self._post(item)
         now = time.time()
         if status is not None and 200 <= status < 300:
             again = now + delay if item.dup_it and not item.duplicate else None
             self.state.record_attempt(item, "delivered", http_status=status, duplicate_at=again)
-            return
+            return again is not None
         retry_at = None
         if item.attempt < self.retry.budget:
             retry_at = now + self.retry.backoff(item.attempt) + delay
         outcome = "failed" if status is not None else "error"
         self.state.record_attempt(item, outcome, http_status=status, error=error, retry_at=retry_at)
+        return retry_at is not None
 
     def _post(self, item: QueuedDelivery) -> tuple[int | None, str | None]:
-        """POST the event; the HTTP status, or None and the reason it could not be sent."""
-        request = urllib.request.Request(
-            item.notify_url,
-            data=item.body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "ecshop-sandbox-gateway",
-                SIGNATURE_HEADER: sign_body(item.body, self.secret),
-            },
-        )
+        """POST the event; the HTTP status, or None and the reason it could not be sent.
+
+        A redirect is an answer like any other non-2xx: it is not followed.
+        """
         try:
-            with self._opener.open(request, timeout=self.timeout) as resp:
+            target, path = _split(item.notify_url)
+        except ValueError as exc:
+            return None, f"ValueError: {exc}"[:300]
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "ecshop-sandbox-gateway",
+            SIGNATURE_HEADER: sign_body(item.body, self.secret),
+        }
+        while True:
+            conn, reused = self._connections.get(target, self.timeout)
+            try:
+                conn.request("POST", path, item.body, headers)
+                resp = conn.getresponse()
                 resp.read(65536)
-                return int(resp.status), None
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            return int(exc.code), None
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            return None, f"{type(exc).__name__}: {exc}"[:300]
+            except (OSError, http.client.HTTPException) as exc:
+                self._connections.drop(target)
+                # NOTE: a kept-alive connection the receiver closed while idle fails on
+                # reuse before anything was answered; that is no attempt, so send again
+                # on a new one. Any other failure is the attempt's outcome.
+                if reused and isinstance(exc, _STALE):
+                    continue
+                return None, f"{type(exc).__name__}: {exc}"[:300]
+            if resp.will_close or not resp.isclosed():
+                # closed by the receiver, or a body longer than we read
+                self._connections.drop(target)
+            return int(resp.status), None

@@ -388,10 +388,14 @@ class SandboxState:
             for r in rows
         ]
 
-    def next_due(self) -> float | None:
-        """When the earliest queued delivery is due, or None when the queue is empty."""
+    def next_due(self, exclude: Sequence[int] = ()) -> float | None:
+        """When the earliest queued delivery is due, leaving out ``exclude``; None when
+        there is none."""
+        sql, params = "SELECT MIN(due_at) FROM queue", list(exclude)
+        if exclude:
+            sql += f" WHERE id NOT IN ({','.join('?' * len(exclude))})"
         with self._lock:
-            value = self._conn.execute("SELECT MIN(due_at) FROM queue").fetchone()[0]
+            value = self._conn.execute(sql, params).fetchone()[0]
         return None if value is None else float(value)
 
     def pending_count(self) -> int:
