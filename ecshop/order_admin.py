@@ -10,6 +10,7 @@ again, so what was confirmed a while ago is checked against the order as it is n
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +18,18 @@ from ecshop import audit
 from ecshop.admins import NotAllowed, allowed
 from ecshop.audit import Actor
 from ecshop.errors import BadRequest, IllegalTransition
-from ecshop.orders import NEEDS_ATTENTION, PAID, REFUNDED, OrderService, load, may
-from ecshop.store import Store
+from ecshop.orders import (
+    NEEDS_ATTENTION,
+    PAID,
+    REFUNDED,
+    OrderService,
+    fees_of,
+    lines_of,
+    load,
+    may,
+    taxes_of,
+)
+from ecshop.store import Store, Tx
 
 SHIP, CANCEL, REFUND, MARK_PAID = "ship", "cancel", "refund", "mark_paid"
 #: the token of the admin API may do everything an owner may
@@ -204,3 +215,43 @@ class OrderDesk:
             actor=event_actor(actor), reason="marked paid by the admin",
             move="fulfil_backorder" if backorder else "mark_paid",
         ).order  # fmt: skip
+
+
+def record_of(tx: Tx, number: str) -> dict[str, Any]:
+    """Everything the shop knows of one order, for the admin: the row, its product and
+    fee lines, tax per rate, the event history, the payment journal, the refunds and
+    the buyer's mail (times as epoch seconds, JSON columns parsed).
+
+    Raises:
+        NotFound: no such order.
+    """
+    order = load(tx, number)
+
+    def parsed(text: Any) -> Any:
+        try:
+            return json.loads(text) if text else None
+        except ValueError:
+            return None
+
+    events = [{**{k: v for k, v in e.items() if k != "data_json"}, "data": parsed(e["data_json"])}
+              for e in tx.query(
+                  "SELECT from_status, to_status, actor, reason, data_json, created_at "
+                  "FROM order_events WHERE order_number = ? ORDER BY id", (number,))]  # fmt: skip
+    return {
+        "order": order,
+        "customer": parsed(order["customer_json"]) or {},
+        "delivery": parsed(order.get("delivery_json")),
+        "lines": lines_of(tx, number),
+        "fees": fees_of(tx, number),
+        "taxes": taxes_of(tx, number),
+        "events": events,
+        "payments": tx.query(
+            "SELECT gateway, event_id, type, amount, currency, outcome, received_at, applied_at "
+            "FROM payments_journal WHERE order_number = ? ORDER BY id", (number,)),
+        "refunds": tx.query(
+            "SELECT gateway, refund_id, amount, origin, created_at FROM order_refunds "
+            "WHERE order_number = ? ORDER BY created_at, refund_id", (number,)),
+        "mail": tx.query(
+            "SELECT kind, recipient, status, attempts, last_error, created_at, sent_at "
+            "FROM outbox WHERE order_number = ? ORDER BY id", (number,)),
+    }  # fmt: skip
