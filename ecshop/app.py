@@ -33,6 +33,7 @@ from ecshop.reconcile import Reconciler
 from ecshop.render import Renderer
 from ecshop.resources import (
     account,
+    admin_bulk,
     admin_orders,
     admin_pages,
     checkout_pages,
@@ -226,6 +227,9 @@ def _add_order_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     order_list = admin_orders.OrderList(shop, renderer)
     app.add_route("/admin/orders", order_list)
     app.add_route("/admin/orders.csv", order_list, suffix="csv")
+    bulk = admin_bulk.BulkEdit(shop, renderer)
+    app.add_route("/admin/orders/bulk", bulk)
+    app.add_route("/admin/orders/bulk/{key}", bulk, suffix="key")
     detail = admin_orders.OrderDetail(shop, renderer)
     app.add_route("/admin/orders/{number}", detail)
     app.add_route("/admin/orders/{number}/slip", detail, suffix="slip")

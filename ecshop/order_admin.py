@@ -4,7 +4,7 @@ mark paid. Both go through :class:`OrderDesk`, so an action's rules, the role it
 and its audit line are written once.
 
 :meth:`OrderDesk.plan` says what an action would do to an order now, without doing it:
-the pages' confirmation steps show it. Doing the action plans it
+the pages' confirmation steps and the bulk preview show it. Doing the action plans it
 again, so what was confirmed a while ago is checked against the order as it is now.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from ecshop import audit
 from ecshop.admins import NotAllowed, allowed
 from ecshop.audit import Actor
-from ecshop.errors import BadRequest, IllegalTransition
+from ecshop.errors import BadRequest, IllegalTransition, ShopError
 from ecshop.orders import (
     NEEDS_ATTENTION,
     PAID,
@@ -32,6 +32,8 @@ from ecshop.orders import (
 from ecshop.store import Store, Tx
 
 SHIP, CANCEL, REFUND, MARK_PAID = "ship", "cancel", "refund", "mark_paid"
+#: the actions a bulk edit may make
+BULK_ACTIONS = (SHIP, CANCEL)
 #: the token of the admin API may do everything an owner may
 OWNER = "owner"
 #: what the order looks like after each action, for messages
@@ -61,6 +63,17 @@ class Plan:
     def owner_only(self) -> bool:
         """Only an owner may: money goes back to the buyer."""
         return self.refund > 0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One order's result in a bulk edit: done, or why not (``error`` is the code)."""
+
+    number: str
+    done: bool
+    status: str = ""
+    error: str = ""
+    message: str = ""
 
 
 def state_of(order: dict[str, Any]) -> dict[str, Any]:
@@ -215,6 +228,41 @@ class OrderDesk:
             actor=event_actor(actor), reason="marked paid by the admin",
             move="fulfil_backorder" if backorder else "mark_paid",
         ).order  # fmt: skip
+
+    # -- bulk edits ----------------------------------------------------------------------
+    def bulk_plan(self, action: str, numbers: list[str], *,
+                  role: str) -> tuple[list[Plan], list[Outcome]]:  # fmt: skip
+        """Which of ``numbers`` ``action`` can change now (their plans, in order) and
+        which it cannot, with why."""
+        plans, left_out = [], []
+        for number in numbers:
+            try:
+                plan = self.plan(number, action)
+                check_role(plan, role)
+            except ShopError as exc:
+                left_out.append(refused(number, exc))
+                continue
+            plans.append(plan)
+        return plans, left_out
+
+    def bulk_do(self, action: str, numbers: list[str], *, actor: Actor,
+                role: str) -> list[Outcome]:  # fmt: skip
+        """Make ``action`` on each order, one at a time: each done whole (with its own
+        audit line) or not at all, and reported."""
+        out = []
+        for number in numbers:
+            try:
+                order = self.do(action, number, actor=actor, role=role)
+            except ShopError as exc:
+                out.append(refused(number, exc))
+                continue
+            out.append(Outcome(number, True, str(order["status"])))
+        return out
+
+
+def refused(number: str, exc: ShopError) -> Outcome:
+    """An order a bulk edit leaves alone, and why."""
+    return Outcome(number, False, str(exc.details.get("status", "")), exc.code, exc.message)
 
 
 def record_of(tx: Tx, number: str) -> dict[str, Any]:

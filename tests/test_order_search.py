@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ecshop.errors import ValidationError
-from ecshop.order_search import Cursor, OrderFilter, each, page
+from ecshop.order_search import Cursor, OrderFilter, by_numbers, each, page
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 ZONE = "Asia/Tokyo"
@@ -47,6 +47,7 @@ def test_pages_follow_each_other_through_orders_of_one_moment(store):
         after = Cursor.parse(str(after))  # as the next link carries it
     assert seen == ["E", "D", "C", "B", "A", "OLD"]
     assert numbers(each(store, OrderFilter(), zone=ZONE, batch=4)) == seen
+    assert set(by_numbers(store, ["C", "NOPE", "A"])) == {"A", "C"}
 
 
 def test_days_are_the_shops_and_statuses_filter(store):

@@ -12,7 +12,7 @@ from pathlib import Path
 from ecshop import members, pages
 from ecshop.app import TITLES
 from ecshop.render import load_translations
-from ecshop.resources import admin_orders, admin_pages
+from ecshop.resources import admin_bulk, admin_orders, admin_pages
 
 ROOT = Path(__file__).resolve().parents[1] / "ecshop"
 TEMPLATE_TEXT = re.compile(r'_\(\s*"((?:[^"\\]|\\.)*)"')
@@ -39,7 +39,7 @@ def shown_texts() -> set[str]:
         texts |= _tr_messages(module.read_text("utf-8"))
     texts |= set(pages.STATUS_LABELS.values()) | set(pages.ORDER_MESSAGES.values())
     texts |= {f["label"] for f in pages.DEFAULT_CHECKOUT_FIELDS} | set(TITLES.values())
-    texts |= set(admin_pages.SHOWN) | set(admin_orders.SHOWN)
+    texts |= set(admin_pages.SHOWN) | set(admin_orders.SHOWN) | set(admin_bulk.SHOWN)
     texts |= {"Use a password of at least 8 characters.", "This password is too long.",
               "An account with this email address already exists."}  # fmt: skip
     return texts

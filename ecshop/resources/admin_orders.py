@@ -1,6 +1,7 @@
 """The admin's order pages: the list (filters, search, keyset pages) and its CSV, one
 order with everything known about it, the confirmation steps of ship, cancel, refund
-and mark paid, the packing slip and the receipt.
+and mark paid, the packing slip and the receipt. The bulk edit is in
+:mod:`ecshop.resources.admin_bulk`.
 
 Every change goes through :class:`ecshop.order_admin.OrderDesk`, the same as the admin
 API's, so the rules, the role an action needs and the audit line are the same; a GET
@@ -33,6 +34,9 @@ from ecshop.resources._page import FORM, HTML_ANSWER, SEE_OTHER, see_other
 from ecshop.resources.admin_pages import AdminPage
 from ecshop.resources.orders import attention
 
+#: the most orders one bulk edit may touch (each is its own transaction, a cancel of a
+#: paid order also a call to its gateway)
+BULK_MAX = 100
 #: how the admin pages name each status (English message ids)
 STATUS_NAMES = {
     "pending_payment": "Awaiting payment", "accepted": "Accepted, unpaid", "paid": "Paid",
@@ -194,6 +198,7 @@ class OrderList(OrderPages):
             "next_page": list_url(f, after=str(more)) if more else None,
             "first_page": list_url(f) if cursor else None,
             "csv_url": "/admin/orders.csv" + ("?" + urlencode(f.params()) if f.params() else ""),
+            "bulk_max": BULK_MAX,
         })  # fmt: skip
 
     @declare(params=FILTER_PARAMS, answers=(CSV_ANSWER,), page=True)

@@ -1,7 +1,8 @@
 """The admin's order pages in process: the list (newest first, filters in the shop's time
 zone, search, keyset pages), the CSV export and its formula guard, an order's page, the
 confirmation step of every action, errors as readable 4xx pages, what staff may not do,
-the packing slip and the receipt, and an audit line for each change."""
+the bulk-edit guard, the packing slip and the receipt, and an audit line for each
+change."""
 
 from __future__ import annotations
 
@@ -339,6 +340,104 @@ def test_staff_ship_and_cancel_unpaid_orders_but_may_not_refund(shop):
     assert clerk.post(f"/admin/orders/{paid}/ship", {}).status_code == 303
     assert audit_lines(shop) == [("order.cancel", unpaid, "admin:staff"),
                                  ("order.ship", paid, "admin:staff")]  # fmt: skip
+
+
+# -- bulk edits ----------------------------------------------------------------------------
+def bulk(admin, data: dict) -> str:
+    admin.get("/admin/orders")
+    resp = admin.post("/admin/orders/bulk", data)
+    assert resp.status_code == 303, resp.text
+    return str(resp.headers["location"])
+
+
+def test_a_bulk_cancel_over_a_filter_needs_the_right_count_and_keeps_its_set(shop):
+    who = {**CUSTOMER, "email": "bulk@example.com"}
+    chosen = [place(shop, who) for _ in range(3)]
+    bystander = place(shop)
+    admin = owner(shop)
+    listing = admin.get("/admin/orders?q=bulk%40example.com").text
+    assert 'id="bulk-cancel-filter"' in listing
+    preview_url = bulk(admin, {"bulk": "cancel:filter", "q": "bulk@example.com"})
+    preview = admin.get(preview_url)
+    assert 'id="bulk-count" data-count="3"' in preview.text
+    assert sorted(re.findall(r'<tr data-number="([^"]+)">', preview.text)) == sorted(chosen)
+    late = place(shop, who)  # matches the filter, but after the preview
+    wrong = admin.post(preview_url, {"count": "4"})
+    assert wrong.status_code == 400 and "You typed 4, but this changes 3 orders" in wrong.text
+    assert admin.post(preview_url, {"count": ""}).status_code == 400
+    assert {order(shop, n)["status"] for n in [*chosen, late, bystander]} == {"accepted"}
+    assert audit_lines(shop) == []
+    done = admin.post(preview_url, {"count": "3"})
+    assert (done.status_code, done.headers["location"]) == (303, preview_url)
+    results = admin.get(preview_url).text
+    assert FLASH.findall(results) == ["3 of 3 orders were cancelled."]
+    assert results.count('data-done="1"') == 3
+    assert [order(shop, n)["status"] for n in chosen] == ["cancelled"] * 3
+    assert order(shop, late)["status"] == order(shop, bystander)["status"] == "accepted"
+    assert sorted(audit_lines(shop)) == sorted(("order.cancel", n, "admin:owner") for n in chosen)
+    assert admin.post(preview_url, {"count": "3"}).status_code == 409  # once
+    assert len(audit_lines(shop)) == 3
+
+
+def test_a_bulk_edit_wants_a_selection_or_an_explicit_filter(shop):
+    place(shop)
+    admin = owner(shop)
+    listing = admin.get("/admin/orders").text
+    assert 'id="bulk-cancel-selected"' in listing and 'id="bulk-cancel-filter"' not in listing
+    no_filter = admin.post("/admin/orders/bulk", {"bulk": "cancel:filter"})
+    assert no_filter.status_code == 400 and "a bulk edit never takes every order" in no_filter.text
+    admin.get("/admin/orders")
+    nothing = admin.post("/admin/orders/bulk", {"bulk": "ship:selected"})
+    assert nothing.status_code == 400 and "Tick at least one order first." in nothing.text
+    assert admin.get("/admin/orders/bulk/not-a-preview-key").status_code == 404
+    assert audit_lines(shop) == []
+
+
+def test_bulk_ship_of_ticked_orders_leaves_out_what_cannot_ship(shop):
+    paid = [place(shop), place(shop)]
+    for n in paid:
+        pay(shop, n)
+    unpaid = place(shop)
+    admin = owner(shop)
+    preview_url = bulk(
+        admin, {"bulk": "ship:selected", **{f"pick.{n}": "1" for n in [*paid, unpaid]}}
+    )
+    preview = admin.get(preview_url).text
+    assert 'data-count="2"' in preview
+    assert re.search(rf'<li data-number="{unpaid}">.*only a paid order can be shipped', preview)
+    assert admin.post(preview_url, {"count": "2"}).status_code == 303
+    assert [order(shop, n)["status"] for n in [*paid, unpaid]] == ["shipped", "shipped", "accepted"]
+    assert sorted(audit_lines(shop)) == sorted(("order.ship", n, "admin:owner") for n in paid)
+
+
+def test_a_bulk_edit_reports_an_order_that_changed_since_the_preview(shop):
+    first, second = place(shop), place(shop)
+    admin = owner(shop)
+    preview_url = bulk(
+        admin, {"bulk": "cancel:selected", f"pick.{first}": "1", f"pick.{second}": "1"}
+    )
+    admin.get(preview_url)
+    shop.client.simulate_post(f"/api/v1/admin/orders/{second}/cancel", headers=ADMIN)
+    assert admin.post(preview_url, {"count": "2"}).status_code == 303
+    results = admin.get(preview_url).text
+    assert FLASH.findall(results) == ["1 of 2 orders were cancelled."]
+    assert re.search(
+        rf'data-number="{second}" data-done="0">.*?it can no longer be cancelled', results, re.S
+    )
+
+
+def test_staff_bulk_cancel_leaves_paid_orders_alone(shop):
+    paid, unpaid = place(shop), place(shop)
+    pay(shop, paid)
+    clerk = staff(shop)
+    preview_url = bulk(
+        clerk, {"bulk": "cancel:selected", f"pick.{paid}": "1", f"pick.{unpaid}": "1"}
+    )
+    preview = clerk.get(preview_url).text
+    assert 'data-count="1"' in preview and "Only an owner can do this" in preview
+    assert clerk.post(preview_url, {"count": "1"}).status_code == 303
+    assert [order(shop, n)["status"] for n in (paid, unpaid)] == ["paid", "cancelled"]
+    assert order(shop, paid)["refunded_amount"] == 0
 
 
 # -- print-outs ----------------------------------------------------------------------------
