@@ -32,6 +32,8 @@ from ecshop.reconcile import Reconciler
 from ecshop.render import Renderer
 from ecshop.resources import (
     account,
+    admin_bulk,
+    admin_orders,
     admin_pages,
     checkout_pages,
     errors,
@@ -214,9 +216,27 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     app.add_route("/admin/plugins", admin_pages.Plugins(shop, renderer))
     app.add_route("/admin/members", admin_pages.Members(shop, renderer))
     app.add_route("/admin/audit", admin_pages.AuditLog(shop, renderer))
+    _add_order_pages(app, shop, renderer)
     reset = account.PasswordReset(shop, renderer)
     app.add_route("/account/reset", reset)
     app.add_route("/account/reset/new", reset, suffix="new")
+
+
+def _add_order_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
+    """The admin's order pages (docs/admin.md, "Orders")."""
+    order_list = admin_orders.OrderList(shop, renderer)
+    app.add_route("/admin/orders", order_list)
+    app.add_route("/admin/orders.csv", order_list, suffix="csv")
+    bulk = admin_bulk.BulkEdit(shop, renderer)
+    app.add_route("/admin/orders/bulk", bulk)
+    app.add_route("/admin/orders/bulk/{key}", bulk, suffix="key")
+    detail = admin_orders.OrderDetail(shop, renderer)
+    app.add_route("/admin/orders/{number}", detail)
+    app.add_route("/admin/orders/{number}/slip", detail, suffix="slip")
+    app.add_route("/admin/orders/{number}/receipt", detail, suffix="receipt")
+    action = admin_orders.OrderAction(shop, renderer)
+    for name in ("ship", "cancel", "refund", "mark-paid"):
+        app.add_route(f"/admin/orders/{{number}}/{name}", action, suffix=name.replace("-", "_"))
 
 
 TITLES = {400: "Please check your input", 403: "Not allowed", 404: "Page not found",

@@ -1,6 +1,7 @@
 """Every text the pages show in English has its Japanese translation: the templates'
-``_()`` strings, the resources' ``tr()`` messages, the status labels and messages, the
-checkout form's labels and the member errors shown on pages."""
+``_()`` strings, the resources' ``tr()`` and ``flash()`` messages, the status labels and
+messages, the checkout form's labels, the admin's texts and the member errors shown on
+pages."""
 
 from __future__ import annotations
 
@@ -11,18 +12,20 @@ from pathlib import Path
 from ecshop import members, pages
 from ecshop.app import TITLES
 from ecshop.render import load_translations
-from ecshop.resources import admin_pages
+from ecshop.resources import admin_bulk, admin_orders, admin_pages
 
 ROOT = Path(__file__).resolve().parents[1] / "ecshop"
 TEMPLATE_TEXT = re.compile(r'_\(\s*"((?:[^"\\]|\\.)*)"')
 
 
 def _tr_messages(source: str) -> set[str]:
-    """The literal message of every ``self.tr(req, "...")`` call."""
+    """The literal message of every ``self.tr(req, "...")`` and ``self.flash(req, "...")``
+    call."""
     found = set()
     for node in ast.walk(ast.parse(source)):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "tr" and len(node.args) >= 2
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
+                and node.func.attr in ("tr", "flash") and len(node.args) >= 2
                 and isinstance(node.args[1], ast.Constant)):  # fmt: skip
             found.add(node.args[1].value)
     return found
@@ -36,7 +39,7 @@ def shown_texts() -> set[str]:
         texts |= _tr_messages(module.read_text("utf-8"))
     texts |= set(pages.STATUS_LABELS.values()) | set(pages.ORDER_MESSAGES.values())
     texts |= {f["label"] for f in pages.DEFAULT_CHECKOUT_FIELDS} | set(TITLES.values())
-    texts |= set(admin_pages.SHOWN)
+    texts |= set(admin_pages.SHOWN) | set(admin_orders.SHOWN) | set(admin_bulk.SHOWN)
     texts |= {"Use a password of at least 8 characters.", "This password is too long.",
               "An account with this email address already exists."}  # fmt: skip
     return texts

@@ -93,9 +93,10 @@ class AdminPage:
     def tr(self, req: falcon.Request, message: str, **values: Any) -> str:
         return str(self.renderer.gettext(page_language(req), message, **values))
 
-    def flash(self, req: falcon.Request, text: str, kind: str = "info") -> None:
-        """A one-shot message (an English message id, shown translated)."""
-        req.context.session.flash(self.tr(req, text), kind)
+    def flash(self, req: falcon.Request, text: str, kind: str = "info", **values: Any) -> None:
+        """A one-shot message (an English message id, shown translated, with
+        ``%(name)s`` values filled in)."""
+        req.context.session.flash(self.tr(req, text, **values), kind)
 
     def audit(self, req: falcon.Request, action: str, target: str = "",
               before: Any = None, after: Any = None) -> None:  # fmt: skip

@@ -9,12 +9,13 @@ from typing import Any
 
 import falcon
 
+from ecshop import order_admin
+from ecshop.audit import TOKEN, Actor
 from ecshop.checkout import CART
-from ecshop.errors import BadRequest, IllegalTransition, NotFound
+from ecshop.errors import NotFound
+from ecshop.order_admin import OrderDesk
 from ecshop.orders import (
-    NEEDS_ATTENTION,
     PENDING,
-    REFUNDED,
     STATUSES,
     fees_of,
     lines_of,
@@ -23,9 +24,10 @@ from ecshop.orders import (
 )
 from ecshop.reconcile import UNREACHABLE
 from ecshop.resources._declare import PAGING, declare, header, ok, page_of, path, query
-from ecshop.resources._http import audit_request, send_json
+from ecshop.resources._http import send_json
 from ecshop.resources._shapes import ORDER, ORDER_DETAIL, PLACED
-from ecshop.schema import POSITIVE_MONEY, TEXT, TOKEN, obj
+from ecshop.schema import POSITIVE_MONEY, TEXT, obj
+from ecshop.schema import TOKEN as TOKEN_SCHEMA
 from ecshop.store import Tx
 
 ORDER_NUMBER = {"type": "string", "minLength": 1, "maxLength": 64,
@@ -38,7 +40,7 @@ ORDER_TOKEN = (
     query("token", ACCESS_TOKEN, description="the order's access_token"),
     header("X-Order-Token", ACCESS_TOKEN, description="the order's access_token"),
 )
-IDEMPOTENCY_KEY = header("Idempotency-Key", TOKEN,
+IDEMPOTENCY_KEY = header("Idempotency-Key", TOKEN_SCHEMA,
                          description="the same key and body return the same order")  # fmt: skip
 REFUND = obj({}, {"amount": POSITIVE_MONEY, "reason": TEXT})
 
@@ -278,66 +280,32 @@ class AdminOrderItem:
 
 
 class AdminOrderAction:
-    """``POST /api/v1/admin/orders/{number}/{action}``: ship, cancel, refund, mark-paid."""
+    """``POST /api/v1/admin/orders/{number}/{action}``: ship, cancel, refund, mark-paid.
+
+    The same :class:`ecshop.order_admin.OrderDesk` as the admin pages makes each one,
+    with its rules and its audit line; the token may do what an owner may."""
 
     def __init__(self, shop: Any) -> None:
         self.shop = shop
+        self.desk = OrderDesk(shop.store, shop.orders, shop.flow)
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_ship(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Ship a paid order: on_hand decreases by the shipped quantities."""
-        before = self._state(number)
-        order = self.shop.orders.ship(number, actor="admin").order
-        self._done(req, resp, "order.ship", before, order)
+        self._do(req, resp, order_admin.SHIP, number)
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_cancel(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Cancel an unpaid, accepted or paid order (a paid one is refunded and restocked)."""
-        with self.shop.store.read() as tx:
-            order = load(tx, number)
-        before = _state_of(order)
-        outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
-        if order["status"] == "paid" and outstanding > 0:
-            # NOTE: the refund is recorded without settling the order as `refunded`,
-            # so the cancellation below is the transition (paid -> cancelled, restocked).
-            self.shop.flow.refund(
-                order, outstanding, actor="admin", reason="cancelled by the admin", settle=False
-            )
-        try:
-            change = self.shop.orders.cancel(
-                number, move="admin_cancel", actor="admin", reason="cancelled by the admin"
-            )
-        except IllegalTransition:
-            with self.shop.store.read() as tx:
-                now = load(tx, number)
-            # NOTE: the gateway's notification of this very refund may land first and
-            # settle the order as refunded (stock back too): the cancel's aim is met.
-            if not (order["status"] == "paid" and now["status"] == REFUNDED):
-                raise
-            self._done(req, resp, "order.cancel", before, now)
-            return
-        self._done(req, resp, "order.cancel", before, change.order)
+        self._do(req, resp, order_admin.CANCEL, number)
 
     @declare(params=NUMBER_PATH, body=REFUND, body_required=False,
              answers=(ok(ORDER, "the order after the refund"),))  # fmt: skip
     def on_post_refund(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
         """Refund through the gateway, in full or in part (``{"amount": n}``)."""
         body = req.context.body or {}
-        with self.shop.store.read() as tx:
-            order = load(tx, number)
-        outstanding = int(order["paid_amount"]) - int(order["refunded_amount"])
-        amount = body.get("amount", outstanding)
-        if outstanding <= 0:
-            raise BadRequest("nothing is left to refund on this order", refundable=0)
-        if amount > outstanding:
-            raise BadRequest(f"amount {amount} is over what is left to refund ({outstanding})",
-                             refundable=outstanding)  # fmt: skip
-        self.shop.flow.refund(
-            order, amount, actor="admin", reason=str(body.get("reason", "refund by the admin"))
-        )
-        with self.shop.store.read() as tx:
-            after = load(tx, number)
-        self._done(req, resp, "order.refund", {**_state_of(order), "refund": amount}, after)
+        self._do(req, resp, order_admin.REFUND, number, amount=body.get("amount"),
+                 reason=str(body.get("reason", "")))  # fmt: skip
 
     @declare(params=NUMBER_PATH, answers=(ok(ORDER, "the order after the change"),))
     def on_post_mark_paid(self, req: falcon.Request, resp: falcon.Response, number: str) -> None:
@@ -345,28 +313,12 @@ class AdminOrderAction:
 
         Only while money can still arrive (pending or accepted), or for a paid order that
         had no stock (needs attention); never for a cancelled order."""
-        with self.shop.store.read() as tx:
-            order = load(tx, number)
-        before = _state_of(order)
-        backorder = order["status"] == NEEDS_ATTENTION
-        change = self.shop.orders.mark_paid(
-            number, amount=int(order["paid_amount"] if backorder else order["total"]),
-            payment_id=order["payment_id"], actor="admin", reason="marked paid by the admin",
-            move="fulfil_backorder" if backorder else "mark_paid",
-        )  # fmt: skip
-        self._done(req, resp, "order.mark_paid", before, change.order)
+        self._do(req, resp, order_admin.MARK_PAID, number)
 
-    def _state(self, number: str) -> dict[str, Any]:
-        with self.shop.store.read() as tx:
-            return _state_of(load(tx, number))
-
-    def _done(self, req: falcon.Request, resp: falcon.Response, action: str,
-              before: dict[str, Any], order: dict[str, Any]) -> None:  # fmt: skip
-        audit_request(self.shop.store, req, action, str(order["number"]), before, _state_of(order))
+    def _do(self, req: falcon.Request, resp: falcon.Response, action: str, number: str,
+            **options: Any) -> None:  # fmt: skip
+        actor = getattr(req.context, "actor", None)
+        order = self.desk.do(action, number, actor=actor if isinstance(actor, Actor) else TOKEN,
+                             **options)  # fmt: skip
         with self.shop.store.read() as tx:
             send_json(resp, view_of(tx, order))
-
-
-def _state_of(order: dict[str, Any]) -> dict[str, Any]:
-    """What the audit log keeps of an order before and after a change."""
-    return {k: order[k] for k in ("status", "stock_state", "paid_amount", "refunded_amount")}
