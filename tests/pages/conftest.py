@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from argon2 import PasswordHasher
 from falcon import testing
 
 from ecshop.app import create_app
@@ -24,6 +25,11 @@ BROWSER = {
     "Accept-Language": "en-US,en;q=0.9",
 }
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
+OWNER_PASSWORD = "owner password 123"
+STAFF_PASSWORD = "staff password 123"
+#: argon2 at its cheapest, for accounts made by tests: a login verifies a password with
+#: the parameters its hash was made with
+QUICK_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
 @dataclass
@@ -108,3 +114,10 @@ def make_shop(sqlite_url: str, tmp_path: Path) -> Iterator[Callable[..., PageSho
 @pytest.fixture
 def shop(make_shop: Callable[..., PageShop]) -> PageShop:
     return make_shop()
+
+
+def admin_login(shopper: Shopper, username: str = "owner", password: str = OWNER_PASSWORD,
+                code: str = "", next_path: str = "") -> Any:  # fmt: skip
+    shopper.get("/admin/login" + (f"?next={next_path}" if next_path else ""))
+    return shopper.post("/admin/login", {"username": username, "password": password, "code": code,
+                                         **({"next": next_path} if next_path else {})})  # fmt: skip
