@@ -221,3 +221,41 @@ def search_products(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["sku"] if more else None)
+
+
+#: what the admin's product list can be narrowed to
+STATES = ("", "active", "inactive", "archived")
+
+
+def find_products(
+    store: Store, *, query: str = "", state: str = "", limit: int, after: str | None = None,
+    skus: Collection[str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """The admin's product list: every product, archived ones too (``archived`` says
+    which), whose name or SKU holds ``query``, in ``state`` (``""`` for all), among
+    ``skus`` when given, in SKU order after ``after``; and the next cursor."""
+    where: list[str] = []
+    params: list[Any] = []
+    if skus is not None:
+        if not skus:
+            return [], None
+        where.append(f"sku IN ({', '.join('?' for _ in skus)})")
+        params += list(skus)
+    if query:
+        where.append("(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(sku) LIKE ? ESCAPE '!')")
+        params += [_like(query.lower()), _like(query.lower())]
+    where.append({"": "1 = 1", "active": "deleted_at IS NULL AND active = 1",
+                  "inactive": "deleted_at IS NULL AND active = 0",
+                  "archived": "deleted_at IS NOT NULL"}[state])  # fmt: skip
+    if after:
+        where.append("sku > ?")
+        params.append(after)
+    with store.read() as tx:
+        rows = tx.query(
+            f"SELECT {COLUMNS}, deleted_at FROM products WHERE {' AND '.join(where)} "
+            "ORDER BY sku LIMIT ?",
+            [*params, limit + 1],
+        )
+    more = len(rows) > limit
+    found = [{**r, "archived": r["deleted_at"] is not None} for r in rows[:limit]]
+    return found, (found[-1]["sku"] if more else None)

@@ -4,6 +4,7 @@ cookie jar that reads forms' CSRF tokens."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +15,11 @@ import pytest
 from argon2 import PasswordHasher
 from falcon import testing
 
+from ecshop.admins import AdminUsers
 from ecshop.app import create_app
 from ecshop.config import load_config
 from ecshop.store import open_store
+from ecshop.throttle import Throttle
 
 TOKEN = "a" * 32
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -65,6 +68,21 @@ class Shopper:
         body = {**({"csrf_token": self.csrf()} if csrf else {}), **data}
         return self._send("POST", path, body=urlencode(body),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+
+    def upload(self, path: str, data: dict[str, str], files: dict[str, tuple[str, bytes]], *,
+               csrf: bool = True) -> Any:  # fmt: skip
+        """A ``multipart/form-data`` POST, as a form with a file input sends it."""
+        boundary = "----ecshoptest" + secrets.token_hex(8)
+        fields = {**({"csrf_token": self.csrf()} if csrf else {}), **data}
+        chunks = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                  f"{value}\r\n".encode() for name, value in fields.items()]  # fmt: skip
+        for name, (filename, content) in files.items():
+            chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                          f'filename="{filename}"\r\nContent-Type: application/octet-stream'
+                          "\r\n\r\n".encode() + content + b"\r\n")  # fmt: skip
+        chunks.append(f"--{boundary}--\r\n".encode())
+        return self._send("POST", path, body=b"".join(chunks),
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})  # fmt: skip
 
 
 @dataclass
@@ -121,3 +139,24 @@ def admin_login(shopper: Shopper, username: str = "owner", password: str = OWNER
     shopper.get("/admin/login" + (f"?next={next_path}" if next_path else ""))
     return shopper.post("/admin/login", {"username": username, "password": password, "code": code,
                                          **({"next": next_path} if next_path else {})})  # fmt: skip
+
+
+@pytest.fixture
+def media_shop(make_shop: Callable[..., PageShop], tmp_path: Path) -> PageShop:
+    """A shop with a media folder (``shop.media``: its products' pictures), an owner and
+    a staff account."""
+    shop = make_shop(ECSHOP_MEDIA_DIR=str(tmp_path / "media"))
+    store = shop.app.shop.store
+    admins = AdminUsers(store, Throttle(store), hasher=QUICK_HASHER)
+    admins.create("owner", OWNER_PASSWORD, "owner")
+    admins.create("staff", STAFF_PASSWORD, "staff")
+    shop.media = tmp_path / "media" / "products"  # type: ignore[attr-defined]
+    return shop
+
+
+@pytest.fixture
+def owner(media_shop: PageShop) -> Shopper:
+    """The owner, logged in to the admin of ``media_shop``."""
+    who = media_shop.shopper()
+    admin_login(who)
+    return who
