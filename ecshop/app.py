@@ -33,6 +33,7 @@ from ecshop.reconcile import Reconciler
 from ecshop.render import Renderer
 from ecshop.resources import (
     account,
+    admin_bulk,
     admin_pages,
     admin_products,
     checkout_pages,
@@ -216,6 +217,7 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     app.add_route("/admin/members", admin_pages.Members(shop, renderer))
     app.add_route("/admin/audit", admin_pages.AuditLog(shop, renderer))
     admin_products.add_routes(app, shop, renderer)
+    admin_bulk.add_routes(app, shop, renderer)
     reset = account.PasswordReset(shop, renderer)
     app.add_route("/account/reset", reset)
     app.add_route("/account/reset/new", reset, suffix="new")

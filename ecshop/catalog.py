@@ -259,3 +259,47 @@ def find_products(
     more = len(rows) > limit
     found = [{**r, "archived": r["deleted_at"] is not None} for r in rows[:limit]]
     return found, (found[-1]["sku"] if more else None)
+
+
+def update_many(
+    store: Store, changes: Mapping[str, Mapping[str, Any]], *,
+    expected: Mapping[str, Mapping[str, Any]], currency: str,
+    tax_classes: Collection[str] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Change several products in one transaction, each only if its current values (as
+    :func:`render` shows them) are still ``expected[sku]``: all change or none does.
+
+    Returns:
+        The changed rows, in SKU order.
+
+    Raises:
+        ValidationError: a change is malformed (the same rules as :func:`update_product`).
+        Conflict: a product is archived or no longer has its expected values
+            (``changed`` lists their SKUs); nothing was written.
+    """
+    checked = {sku: _check_fields(change, currency, partial=True, tax_classes=tax_classes)
+               for sku, change in changes.items()}  # fmt: skip
+    changed: list[str] = []
+    with store.tx() as tx:
+        lock = " FOR UPDATE" if tx.dialect == "mysql" else ""
+        for sku in sorted(checked):
+            row = tx.one(f"SELECT {COLUMNS} FROM products WHERE sku = ? AND deleted_at IS NULL"
+                         + lock, (sku,))  # fmt: skip
+            now = render(row) if row else None
+            if now is None or any(now[k] != v for k, v in expected.get(sku, {}).items()):
+                changed.append(sku)
+        if changed:
+            raise Conflict(f"{len(changed)} products changed since (first: {changed[0]}); "
+                           "nothing was written", changed=changed)  # fmt: skip
+        at = time.time()
+        for sku in sorted(checked):
+            fields = dict(checked[sku])
+            if "active" in fields:
+                fields["active"] = 1 if fields["active"] else 0
+            if not fields:
+                continue
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            tx.execute(f"UPDATE products SET {assignments}, updated_at = ? WHERE sku = ?",
+                       (*fields.values(), at, sku))  # fmt: skip
+        rows = [_live(tx, sku) for sku in sorted(checked)]
+    return rows

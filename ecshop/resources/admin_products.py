@@ -144,7 +144,8 @@ class Products(_ProductPage):
                 if next_after else None)  # fmt: skip
         self.render(req, resp, "admin/products.html", {
             "products": products, "q": words, "state": state, "states": catalog.STATES,
-            "next_page": more, "currency": self.shop.config.currency})  # fmt: skip
+            "next_page": more, "currency": self.shop.config.currency,
+            "error": {}, "bulk": {}})  # fmt: skip
 
 
 class NewProduct(_ProductPage):

@@ -64,8 +64,10 @@ class Shopper:
         assert found, "no form on the page"
         return found.group(1)
 
-    def post(self, path: str, data: dict[str, Any], *, csrf: bool = True) -> Any:
-        body = {**({"csrf_token": self.csrf()} if csrf else {}), **data}
+    def post(self, path: str, data: dict[str, Any] | list[tuple[str, Any]], *,
+             csrf: bool = True) -> Any:  # fmt: skip
+        pairs = list(data.items()) if isinstance(data, dict) else list(data)
+        body = [*([("csrf_token", self.csrf())] if csrf else []), *pairs]
         return self._send("POST", path, body=urlencode(body),
                           headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
 
