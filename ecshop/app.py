@@ -36,6 +36,7 @@ from ecshop.resources import (
     admin_bulk,
     admin_pages,
     admin_products,
+    admin_stock_pages,
     checkout_pages,
     errors,
     media,
@@ -218,6 +219,7 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     app.add_route("/admin/audit", admin_pages.AuditLog(shop, renderer))
     admin_products.add_routes(app, shop, renderer)
     admin_bulk.add_routes(app, shop, renderer)
+    admin_stock_pages.add_routes(app, shop, renderer)
     reset = account.PasswordReset(shop, renderer)
     app.add_route("/account/reset", reset)
     app.add_route("/account/reset/new", reset, suffix="new")
