@@ -1,4 +1,4 @@
-"""Real pictures for upload tests, made here: a PNG and a baseline JPEG."""
+"""Real pictures for upload tests, made here: PNGs and a baseline JPEG."""
 
 from __future__ import annotations
 
@@ -22,6 +22,22 @@ def _png(width: int, height: int, rows: bytes) -> bytes:
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
             + chunk(b"IEND", b""))  # fmt: skip
+
+
+def photo(width: int = 480, height: int = 320) -> bytes:
+    """A PNG that looks like something at a product's size: a green field with a pale
+    disc (a tea cup seen from above)."""
+    rows = []
+    cx, cy, r2 = width / 2, height / 2, (min(width, height) / 3) ** 2
+    for y in range(height):
+        row = bytearray(b"\x00")
+        for x in range(width):
+            inside = (x - cx) ** 2 + (y - cy) ** 2 < r2
+            row += bytes(
+                (236, 232, 214) if inside else (70 + y * 60 // height, 120 + x * 60 // width, 60)
+            )
+        rows.append(bytes(row))
+    return _png(width, height, b"".join(rows))
 
 
 def _segment(marker: int, data: bytes) -> bytes:
