@@ -35,6 +35,9 @@ from ecshop.resources import (
     admin_bulk,
     admin_orders,
     admin_pages,
+    admin_product_bulk,
+    admin_products,
+    admin_stock_pages,
     checkout_pages,
     errors,
     media,
@@ -46,7 +49,7 @@ from ecshop.resources import (
     static,
     storefront,
 )
-from ecshop.resources._page import PageSessions, render
+from ecshop.resources._page import PageSessions, multipart_handler, render
 from ecshop.resources.context import AccessLog, RequestContext
 from ecshop.resources.middleware import (
     ADMIN_PAGES,
@@ -217,6 +220,9 @@ def _add_pages(app: ShopApp, shop: Shop, renderer: Renderer) -> None:
     app.add_route("/admin/members", admin_pages.Members(shop, renderer))
     app.add_route("/admin/audit", admin_pages.AuditLog(shop, renderer))
     _add_order_pages(app, shop, renderer)
+    admin_products.add_routes(app, shop, renderer)
+    admin_product_bulk.add_routes(app, shop, renderer)
+    admin_stock_pages.add_routes(app, shop, renderer)
     reset = account.PasswordReset(shop, renderer)
     app.add_route("/account/reset", reset)
     app.add_route("/account/reset/new", reset, suffix="new")
@@ -319,6 +325,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.media_handlers[falcon.MEDIA_MULTIPART] = multipart_handler(shop.config.max_body)
     errors.install(app, error_page(renderer))
     _add_pages(app, shop, renderer)
     app.add_route("/static/{name}", assets)

@@ -224,3 +224,85 @@ def search_products(
     more = len(rows) > limit
     rows = rows[:limit]
     return rows, (rows[-1]["sku"] if more else None)
+
+
+#: what the admin's product list can be narrowed to
+STATES = ("", "active", "inactive", "archived")
+
+
+def find_products(
+    store: Store, *, query: str = "", state: str = "", limit: int, after: str | None = None,
+    skus: Collection[str] | None = None,
+) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+    """The admin's product list: every product, archived ones too (``archived`` says
+    which), whose name or SKU holds ``query``, in ``state`` (``""`` for all), among
+    ``skus`` when given, in SKU order after ``after``; and the next cursor."""
+    where: list[str] = []
+    params: list[Any] = []
+    if skus is not None:
+        if not skus:
+            return [], None
+        where.append(f"sku IN ({', '.join('?' for _ in skus)})")
+        params += list(skus)
+    if query:
+        where.append("(LOWER(name) LIKE ? ESCAPE '!' OR LOWER(sku) LIKE ? ESCAPE '!')")
+        params += [_like(query.lower()), _like(query.lower())]
+    where.append({"": "1 = 1", "active": "deleted_at IS NULL AND active = 1",
+                  "inactive": "deleted_at IS NULL AND active = 0",
+                  "archived": "deleted_at IS NOT NULL"}[state])  # fmt: skip
+    if after:
+        where.append("sku > ?")
+        params.append(after)
+    with store.read() as tx:
+        rows = tx.query(
+            f"SELECT {COLUMNS}, deleted_at FROM products WHERE {' AND '.join(where)} "
+            "ORDER BY sku LIMIT ?",
+            [*params, limit + 1],
+        )
+    more = len(rows) > limit
+    found = [{**r, "archived": r["deleted_at"] is not None} for r in rows[:limit]]
+    return found, (found[-1]["sku"] if more else None)
+
+
+def update_many(
+    store: Store, changes: Mapping[str, Mapping[str, Any]], *,
+    expected: Mapping[str, Mapping[str, Any]], currency: str,
+    tax_classes: Collection[str] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Change several products in one transaction, each only if its current values (as
+    :func:`render` shows them) are still ``expected[sku]``: all change or none does.
+
+    Returns:
+        The changed rows, in SKU order.
+
+    Raises:
+        ValidationError: a change is malformed (the same rules as :func:`update_product`).
+        Conflict: a product is archived or no longer has its expected values
+            (``changed`` lists their SKUs); nothing was written.
+    """
+    checked = {sku: _check_fields(change, currency, partial=True, tax_classes=tax_classes)
+               for sku, change in changes.items()}  # fmt: skip
+    changed: list[str] = []
+    with store.tx() as tx:
+        lock = " FOR UPDATE" if tx.dialect == "mysql" else ""
+        for sku in sorted(checked):
+            row = tx.one(f"SELECT {COLUMNS} FROM products WHERE sku = ? AND deleted_at IS NULL"
+                         + lock, (sku,))  # fmt: skip
+            now = render(row) if row else None
+            if now is None or any(now[k] != v for k, v in expected.get(sku, {}).items()):
+                changed.append(sku)
+        if changed:
+            raise Conflict(f"{len(changed)} products changed since (first: {changed[0]}); "
+                           "nothing was written", changed=changed)  # fmt: skip
+        at = time.time()
+        for sku in sorted(checked):
+            fields = dict(checked[sku])
+            if "active" in fields:
+                fields["active"] = 1 if fields["active"] else 0
+            if not fields:
+                continue
+            assignments = ", ".join(f"{name} = ?" for name in fields)
+            tx.execute(f"UPDATE products SET {assignments}, updated_at = ? WHERE sku = ?",
+                       (*fields.values(), at, sku))  # fmt: skip
+        rows = [_live(tx, sku) for sku in sorted(checked)]
+    return rows

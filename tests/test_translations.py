@@ -1,7 +1,8 @@
 """Every text the pages show in English has its Japanese translation: the templates'
-``_()`` strings, the resources' ``tr()`` and ``flash()`` messages, the status labels and
-messages, the checkout form's labels, the admin's texts and the member errors shown on
-pages."""
+``_()`` strings (the admin pages' too), the resources' ``tr()`` and ``flash()``
+messages, the status labels and messages, the checkout form's labels, the admin's texts
+and the member errors shown on pages; and every translation takes the values its
+message takes."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def test_every_shown_text_has_a_japanese_translation():
     assert len(texts) > 90  # the scan found the pages' texts
     missing = sorted(t for t in texts if ja.gettext(t) == t)
     assert missing == []
+
+
+def test_every_translation_takes_the_values_its_message_takes():
+    """Templates format every message (``%(name)s``, and ``%%`` for a percent sign): a
+    translation with another placeholder or a lone ``%`` would break its page."""
+    ja = load_translations("ja")
+    for text in shown_texts():
+        names = dict.fromkeys(re.findall(r"%\((\w+)\)s", text), "x")
+        assert sorted(re.findall(r"%\((\w+)\)s", ja.gettext(text))) == sorted(names), text
+        ja.gettext(text) % names  # raises on a lone % or a missing value
 
 
 def test_the_member_errors_listed_are_the_ones_raised():

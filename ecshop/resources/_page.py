@@ -3,23 +3,29 @@ with its CSRF check, the page language, rendering and the security headers.
 
 A resource that serves pages sets ``uses_session = True``; :class:`PageSessions` then
 gives it ``req.context.session`` (a :class:`ecshop.sessions.Session`) and, on a POST,
-``req.context.form`` once the form's ``csrf_token`` matched the session's.
+``req.context.form`` once the form's ``csrf_token`` matched the session's. A form may be
+URL-encoded or ``multipart/form-data`` (a file input): its fields are in ``form`` (the
+first value of each name) and ``form_lists`` (every value, for checkboxes), its files in
+``req.context.files`` (:class:`Upload`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import falcon
+from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
-from ecshop.errors import Forbidden
+from ecshop.errors import BadRequest, Forbidden
 from ecshop.render import Renderer, negotiate
 from ecshop.resources._declare import Answer
 from ecshop.resources._http import read_body
 from ecshop.sessions import Session, SessionStore
 
 FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
 MAX_FIELDS = 200
 LANG_COOKIE = "lang"
 HTML_ANSWER = Answer(200, "the page", {"type": "string"}, "text/html")
@@ -30,6 +36,23 @@ class CsrfFailed(Forbidden):
     """A form POST without this session's CSRF token."""
 
     code = "csrf_failed"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a form: the name the browser gave it, and its bytes."""
+
+    filename: str
+    data: bytes
+
+
+def multipart_handler(max_body: int) -> MultipartFormHandler:
+    """Falcon's ``multipart/form-data`` parser (``req.get_media()``) within the body
+    limit and the pages' field count."""
+    options = MultipartParseOptions()
+    options.max_body_part_count = MAX_FIELDS
+    options.max_body_part_buffer_size = max_body
+    return MultipartFormHandler(options)
 
 
 def csp(form_action: tuple[str, ...] = ()) -> str:
@@ -98,23 +121,50 @@ class PageSessions:
         req.context.session = session
         req.context.session_id_sent = session.id
         if req.method == "POST":
-            req.context.form = self._form(req)
-            if not session.csrf_ok(req.context.form.get("csrf_token")):
+            pairs, req.context.files = self._fields(req)
+            form: dict[str, str] = {}
+            lists: dict[str, list[str]] = {}
+            for name, value in pairs:
+                form.setdefault(name, value)
+                lists.setdefault(name, []).append(value)
+            req.context.form, req.context.form_lists = form, lists
+            if not session.csrf_ok(form.get("csrf_token")):
                 raise CsrfFailed(
                     "this form has expired or did not come from this shop: "
                     "go back, reload the page and try again"
                 )
 
-    def _form(self, req: falcon.Request) -> dict[str, str]:
+    def _fields(self, req: falcon.Request) -> tuple[list[tuple[str, str]], dict[str, Upload]]:
+        """The posted fields in order, and the files by field name (the first of each)."""
+        if (req.content_type or "").lower().startswith(MULTIPART):
+            return self._multipart(req)
         text = read_body(req, self.max_body).decode("utf-8", "replace")
         try:
-            pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+            return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS), {}
         except ValueError:
-            return {}
-        form: dict[str, str] = {}
-        for name, value in pairs:
-            form.setdefault(name, value)
-        return form
+            return [], {}
+
+    def _multipart(self, req: falcon.Request) -> tuple[list[tuple[str, str]], dict[str, Upload]]:
+        pairs: list[tuple[str, str]] = []
+        files: dict[str, Upload] = {}
+        # NOTE: without a Content-Length nothing bounds the body (RequestGuard checks the
+        # length): such a form is read as empty, so it fails the CSRF check.
+        if not req.content_length:
+            return pairs, files
+        try:
+            for part in req.get_media():
+                name = part.name or ""
+                if part.filename is None:
+                    pairs.append((name, part.get_data().decode("utf-8", "replace")))
+                    continue
+                data = part.stream.read()
+                if name not in files and (part.filename or data):  # "" and no bytes: none chosen
+                    files[name] = Upload(part.filename, data)
+        except falcon.HTTPBadRequest as exc:  # a malformed form, or no boundary
+            raise BadRequest(
+                f"the form could not be read ({exc.description or 'malformed'})"
+            ) from exc
+        return pairs, files
 
     def process_response(
         self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool

@@ -24,7 +24,7 @@ ADJUSTMENT = obj({"delta": DELTA, "reason": TEXT})
 COUNTED = obj({"on_hand": COUNT, "expected_on_hand": COUNT}, {"reason": TEXT})
 
 
-def _actor(req: falcon.Request) -> str:
+def actor_name(req: falcon.Request) -> str:
     """The name stock changes are recorded under (``token``, ``admin:<name>``)."""
     actor = getattr(req.context, "actor", None)
     return str(getattr(actor, "name", None) or actor or "admin")
@@ -71,7 +71,9 @@ class StockAdjust(_Resource):
         """Move on_hand by a delta, with a reason."""
         body = req.context.body
         before = self.levels(sku)
-        levels = self.engine.adjust(sku, body["delta"], reason=body["reason"], actor=_actor(req))
+        levels = self.engine.adjust(
+            sku, body["delta"], reason=body["reason"], actor=actor_name(req)
+        )
         self.audit(req, "stock.adjust", sku, before,
                    {**levels.to_dict(), "delta": body["delta"], "reason": body["reason"]})  # fmt: skip
         send_json(resp, _item(sku, levels))
@@ -95,7 +97,7 @@ class StockItem(_Resource):
         body = req.context.body
         before = self.levels(sku)
         levels = self.engine.set_on_hand(
-            sku, body["on_hand"], expected_on_hand=body["expected_on_hand"], actor=_actor(req),
+            sku, body["on_hand"], expected_on_hand=body["expected_on_hand"], actor=actor_name(req),
             reason=body.get("reason", "count"),
         )  # fmt: skip
         self.audit(req, "stock.set", sku, before, levels.to_dict())
@@ -121,7 +123,7 @@ class StockImport(_Resource):
                 f"the CSV is over the limit of {MAX_CSV} bytes", limit=MAX_CSV
             ) from exc
         rows = parse_counts_csv(raw)
-        diff = self.engine.import_counts(rows, dry_run=bool(dry_run), actor=_actor(req))
+        diff = self.engine.import_counts(rows, dry_run=bool(dry_run), actor=actor_name(req))
         if not dry_run:
             self.audit(req, "stock.import", f"{len(diff)} SKUs", None, {"items": diff})
         send_json(resp, {"dry_run": bool(dry_run), "applied": not dry_run, "items": diff})

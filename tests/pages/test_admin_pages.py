@@ -11,27 +11,24 @@ import pytest
 
 from ecshop.admins import AdminUsers
 from ecshop.throttle import Throttle
-from tests.pages.conftest import ADMIN
+from tests.pages.conftest import (
+    ADMIN,
+    OWNER_PASSWORD,
+    QUICK_HASHER,
+    STAFF_PASSWORD,
+    admin_login,
+)
 from tests.pages.test_member_pages import register
-
-OWNER_PASSWORD = "owner password 123"
-STAFF_PASSWORD = "staff password 123"
 
 
 @pytest.fixture
 def admin_shop(shop):
     store = shop.app.shop.store
-    admins = AdminUsers(store, Throttle(store))
+    admins = AdminUsers(store, Throttle(store), hasher=QUICK_HASHER)
     admins.create("owner", OWNER_PASSWORD, "owner")
     admins.create("staff", STAFF_PASSWORD, "staff")
     shop.totp = admins.create("secure", OWNER_PASSWORD, "owner", totp=True)["totp_uri"]
     return shop
-
-
-def admin_login(shopper, username="owner", password=OWNER_PASSWORD, code="", next_path=""):
-    shopper.get("/admin/login" + (f"?next={next_path}" if next_path else ""))
-    return shopper.post("/admin/login", {"username": username, "password": password, "code": code,
-                                         **({"next": next_path} if next_path else {})})  # fmt: skip
 
 
 def admin_routes(app):
