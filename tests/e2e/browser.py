@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.conftest import _unavailable
 
@@ -102,3 +103,35 @@ def page(browser: WebDriver, name: str) -> None:
 
 def flash(browser: WebDriver) -> str:
     return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash"))
+
+
+def _retrying(action: Any, timeout: float = 10.0) -> None:
+    """Run ``action`` until it works: right after a navigation the old page's element
+    may be found and then go stale, or the new one may not be there yet."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            action()
+            return
+        except (StaleElementReferenceException, NoSuchElementException):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def type_into(browser: WebDriver, field_id: str, value: str) -> None:
+    """Replace the text of the field ``field_id`` with ``value``."""
+
+    def act() -> None:
+        box = browser.find_element(By.ID, field_id)
+        box.clear()
+        box.send_keys(value)
+
+    _retrying(act)
+
+
+def press(browser: WebDriver, element_id: str) -> None:
+    """Click the element ``element_id`` of the page now shown."""
+    _retrying(lambda: browser.find_element(By.ID, element_id).click())

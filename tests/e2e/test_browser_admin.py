@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.e2e.browser import DESKTOP, PHONE, flash, page
+from tests.e2e.browser import DESKTOP, PHONE, flash, page, press, type_into
 from tests.e2e.test_checkout_flow import wait_for
 
 if TYPE_CHECKING:
@@ -32,9 +32,7 @@ def make_owner(stack: Stack, name: str = "owner", role: str = "owner") -> None:
 
 
 def type_in(browser: WebDriver, field_id: str, value: str) -> None:
-    box = browser.find_element(By.ID, field_id)
-    box.clear()
-    box.send_keys(value)
+    type_into(browser, field_id, value)
 
 
 def log_in(browser: WebDriver, stack: Stack, name: str = "owner") -> None:
@@ -42,7 +40,7 @@ def log_in(browser: WebDriver, stack: Stack, name: str = "owner") -> None:
     assert wait_for(lambda: "/admin/login" in browser.current_url)
     type_in(browser, "f-username", name)
     type_in(browser, "f-password", OWNER_PASSWORD)
-    browser.find_element(By.ID, "admin-login").click()
+    press(browser, "admin-login")
     assert wait_for(lambda: browser.current_url.rstrip("/").endswith("/admin")), browser.current_url
     assert name in browser.find_element(By.ID, "admin-who").text
 
@@ -59,7 +57,7 @@ def test_the_owner_runs_a_maintenance_window_from_the_browser(make_stack, browse
     browser.find_element(By.CSS_SELECTOR, 'a[href="/admin/maintenance"]').click()
     type_in(browser, "f-message", "Moving to a new server, back at 18:00")
     page(browser, "31-admin-maintenance")
-    browser.find_element(By.ID, "maintenance-on").click()
+    press(browser, "maintenance-on")
     assert wait_for(lambda: "Maintenance is on." in flash(browser))
     # each worker reads the switch again within a few seconds
     assert wait_for(lambda: stack.http.get(f"{stack.shop.url}/").status_code == 503, interval=0.5)
@@ -69,14 +67,14 @@ def test_the_owner_runs_a_maintenance_window_from_the_browser(make_stack, browse
     browser.get(f"{stack.shop.url}/admin")  # the admin stays open
     assert browser.find_element(By.ID, "maintenance-on").text
     browser.get(f"{stack.shop.url}/admin/maintenance")
-    browser.find_element(By.ID, "maintenance-off").click()
+    press(browser, "maintenance-off")
     assert wait_for(lambda: "Maintenance is off." in flash(browser))
     assert wait_for(lambda: stack.http.get(f"{stack.shop.url}/").status_code == 200, interval=0.5)
     browser.get(f"{stack.shop.url}/admin/audit?action=maintenance")
     rows = browser.find_elements(By.CSS_SELECTOR, '#audit tr[data-action="maintenance.set"]')
     assert len(rows) == 2 and all(r.get_attribute("data-actor") == "admin:owner" for r in rows)
     page(browser, "32-admin-audit")
-    browser.find_element(By.ID, "admin-logout").click()
+    press(browser, "admin-logout")
     assert wait_for(lambda: "/admin/login" in browser.current_url)
     browser.get(f"{stack.shop.url}/admin")
     assert wait_for(lambda: "/admin/login" in browser.current_url)
@@ -89,7 +87,7 @@ def test_a_member_session_reaches_no_admin_page(make_stack, browser):
     browser.get(f"{stack.shop.url}/account/register")
     type_in(browser, "f-email", "member@example.com")
     type_in(browser, "f-password", "member password")
-    browser.find_element(By.ID, "register").click()
+    press(browser, "register")
     assert wait_for(lambda: browser.current_url.endswith("/account"))
     for path in ("/admin", "/admin/audit", "/admin/maintenance", "/admin/members"):
         browser.get(f"{stack.shop.url}{path}")

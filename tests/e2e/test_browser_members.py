@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.e2e.browser import flash, page
+from tests.e2e.browser import flash, page, press, type_into
 from tests.e2e.test_checkout_flow import wait_for
 from tests.pages.conftest import ADDRESS
 
@@ -37,23 +37,21 @@ def _mails(folder: Path) -> list[email.message.EmailMessage]:
 
 
 def _type(browser: WebDriver, field_id: str, value: str) -> None:
-    box = browser.find_element(By.ID, field_id)
-    box.clear()
-    box.send_keys(value)
+    type_into(browser, field_id, value)
 
 
 def _register(browser: WebDriver, stack: Stack, mail: str) -> None:
     browser.get(f"{stack.shop.url}/")
-    browser.find_element(By.ID, "login-link").click()
+    press(browser, "login-link")
     assert wait_for(lambda: "/account/login" in browser.current_url)
     page(browser, "20-login")
-    browser.find_element(By.ID, "to-register").click()
+    press(browser, "to-register")
     assert wait_for(lambda: "/account/register" in browser.current_url)
     _type(browser, "f-email", mail)
     _type(browser, "f-name", "山田花子")
     _type(browser, "f-password", PASSWORD)
     page(browser, "21-register")
-    browser.find_element(By.ID, "register").click()
+    press(browser, "register")
     assert wait_for(lambda: browser.current_url.endswith("/account")), browser.current_url
     assert wait_for(lambda: "Welcome! Your account was made." in flash(browser)), flash(browser)
 
@@ -74,7 +72,7 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
     browser.get(f"{stack.shop.url}/products/TEA")
     browser.find_element(By.CSS_SELECTOR, "form.add button").click()
     assert wait_for(lambda: browser.current_url.endswith("/cart"))
-    browser.find_element(By.ID, "to-checkout").click()
+    press(browser, "to-checkout")
     assert browser.find_element(By.ID, "f-email").get_attribute("value") == "member@example.com"
     assert browser.find_element(By.ID, "f-name").get_attribute("value") == "山田花子"
     for name, value in ADDRESS.items():
@@ -83,9 +81,9 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
         elif name not in ("email", "name") and value:
             _type(browser, f"f-{name}", value)
     browser.find_element(By.CSS_SELECTOR, 'input[name="gateway"][value="bank_transfer"]').click()
-    browser.find_element(By.ID, "to-review").click()
+    press(browser, "to-review")
     assert wait_for(lambda: browser.current_url.endswith("/checkout/review")), flash(browser)
-    browser.find_element(By.ID, "place-order").click()
+    press(browser, "place-order")
     assert wait_for(lambda: "/orders/" in browser.current_url)
     # the instructions: account, amount, reference, pay-by date
     [placed] = stack.orders()
@@ -97,7 +95,7 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
     assert browser.find_element(By.ID, "pay-by").text
     page(browser, "22-bank-transfer-instructions")
     # the history lists it, and its link opens it without the token
-    browser.find_element(By.ID, "account-link").click()
+    press(browser, "account-link")
     row = browser.find_element(By.CSS_SELECTOR, f'#order-history li[data-number="{number}"]')
     assert "Accepted" in row.text
     assert "〒100-0001" in browser.find_element(By.ID, "saved-address").text  # kept from the order
@@ -118,12 +116,12 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
 def test_a_forgotten_password_is_reset_through_the_mailed_link(make_stack, browser, tmp_path):
     stack = _shop(make_stack, tmp_path)
     _register(browser, stack, "forgetful@example.com")
-    browser.find_element(By.ID, "logout").click()
+    press(browser, "logout")
     assert wait_for(lambda: "You are logged out." in flash(browser))
     browser.get(f"{stack.shop.url}/account/login")
-    browser.find_element(By.ID, "forgot").click()
+    press(browser, "forgot")
     _type(browser, "f-email", "forgetful@example.com")
-    browser.find_element(By.ID, "send-reset").click()
+    press(browser, "send-reset")
     assert wait_for(lambda: browser.find_elements(By.ID, "reset-sent"))
     page(browser, "24-reset-sent")
     assert stack.cli("mail", "send").returncode == 0
@@ -133,15 +131,15 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(make_stack, brows
     browser.get(link.group(0))
     _type(browser, "f-password", "my new password 2")
     page(browser, "25-new-password")
-    browser.find_element(By.ID, "set-password").click()
+    press(browser, "set-password")
     assert wait_for(lambda: browser.current_url.endswith("/account/login"))
     _type(browser, "f-email", "forgetful@example.com")
     _type(browser, "f-password", PASSWORD)  # the old one no longer works
-    browser.find_element(By.ID, "login").click()
+    press(browser, "login")
     assert wait_for(lambda: browser.find_elements(By.ID, "login-error"))
     _type(browser, "f-email", "forgetful@example.com")
     _type(browser, "f-password", "my new password 2")
-    browser.find_element(By.ID, "login").click()
+    press(browser, "login")
     assert wait_for(lambda: browser.current_url.endswith("/account"))
     # the link was used: it opens nothing now
     browser.get(link.group(0))
