@@ -14,9 +14,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.e2e.test_checkout_flow import wait_for
 
-# NOTE: a route the start-up check does not use: a check that timed out may still be
-# answered later, so the count of the products list is not known in advance.
-ROUTE = 'ecshop_http_responses_total{route="/healthz",status="200"}'
+# NOTE: a route the start-up check (ShopProcess asks /healthz) does not use: a check that
+# timed out may still be answered later, so that route's count is not known in advance.
+COUNTED = "/api/openapi.json"
+ROUTE = f'ecshop_http_responses_total{{route="{COUNTED}",status="200"}}'
 WAIT = 30  # bound on any wait: turns a hang into a failure, times nothing
 
 
@@ -25,21 +26,21 @@ def served(stack) -> int:
 
 
 def per_file(folder: Path) -> dict[str, int]:
-    """The health check count in each counter file: ``<pid>`` or ``archive``."""
+    """The counted route's count in each counter file: ``<pid>`` or ``archive``."""
     counts = {}
     for path in folder.glob("counter_*.db"):
         [family] = [m for m in MultiProcessCollector.merge([str(path)])
                     if m.name == "ecshop_http_responses"] or [None]  # fmt: skip
         samples = family.samples if family else []
         counts[path.stem.split("_", 1)[1]] = int(sum(
-            s.value for s in samples if s.labels == {"route": "/healthz", "status": "200"}
+            s.value for s in samples if s.labels == {"route": COUNTED, "status": "200"}
         ))  # fmt: skip
     return counts
 
 
 def get_health(stack, n: int) -> None:
     for _ in range(n):  # a new connection each time, so the workers share them
-        resp = stack.http.get(f"{stack.shop.url}/healthz", headers={"Connection": "close"})
+        resp = stack.http.get(f"{stack.shop.url}{COUNTED}", headers={"Connection": "close"})
         assert resp.status_code == 200
 
 
@@ -73,7 +74,7 @@ def test_a_new_server_starts_from_zero(make_stack, tmp_path):
     folder.mkdir()
     earlier = MmapedDict(str(folder / "counter_1.db"))  # an earlier server's worker
     earlier.write_value(mmap_key("ecshop_http_responses_total", "ecshop_http_responses_total",
-                                 ["route", "status"], ["/healthz", "200"], "x"), 1000, 0)  # fmt: skip
+                                 ["route", "status"], [COUNTED, "200"], "x"), 1000, 0)  # fmt: skip
     earlier.close()
     stack = make_stack("embedded", ECSHOP_METRICS_DIR=str(folder))
     get_health(stack, 3)
