@@ -73,6 +73,7 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
     browser.find_element(By.CSS_SELECTOR, "form.add button").click()
     assert wait_for(lambda: browser.current_url.endswith("/cart"))
     press(browser, "to-checkout")
+    assert wait_for(lambda: browser.current_url.endswith("/checkout"))
     assert browser.find_element(By.ID, "f-email").get_attribute("value") == "member@example.com"
     assert browser.find_element(By.ID, "f-name").get_attribute("value") == "山田花子"
     for name, value in ADDRESS.items():
@@ -96,6 +97,7 @@ def test_a_member_buys_by_bank_transfer_and_finds_the_order_and_its_mail(
     page(browser, "22-bank-transfer-instructions")
     # the history lists it, and its link opens it without the token
     press(browser, "account-link")
+    assert wait_for(lambda: browser.current_url.endswith("/account"))
     row = browser.find_element(By.CSS_SELECTOR, f'#order-history li[data-number="{number}"]')
     assert "Accepted" in row.text
     assert "〒100-0001" in browser.find_element(By.ID, "saved-address").text  # kept from the order
@@ -120,6 +122,7 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(make_stack, brows
     assert wait_for(lambda: "You are logged out." in flash(browser))
     browser.get(f"{stack.shop.url}/account/login")
     press(browser, "forgot")
+    assert wait_for(lambda: browser.current_url.endswith("/account/reset"))
     _type(browser, "f-email", "forgetful@example.com")
     press(browser, "send-reset")
     assert wait_for(lambda: browser.find_elements(By.ID, "reset-sent"))
@@ -137,6 +140,7 @@ def test_a_forgotten_password_is_reset_through_the_mailed_link(make_stack, brows
     _type(browser, "f-password", PASSWORD)  # the old one no longer works
     press(browser, "login")
     assert wait_for(lambda: browser.find_elements(By.ID, "login-error"))
+    assert wait_for(lambda: browser.execute_script("return document.readyState") == "complete")
     _type(browser, "f-email", "forgetful@example.com")
     _type(browser, "f-password", "my new password 2")
     press(browser, "login")
