@@ -160,3 +160,91 @@ def drop_made_metrics_dir(server: Any) -> None:
         return
     if folder and _metricsdir.made_here(folder):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- the instance's own files in its data folder ----------------------------------------
+#: AF_UNIX paths are at most 107 bytes on Linux
+MAX_SOCKET_PATH = 107
+CONTROL_LINK = "gunicorn.ctl"
+
+
+class InstanceFiles:
+    """gunicorn's pid file and control socket, in the data folder of this shop
+    (``ECSHOP_DATA_DIR``, or beside its SQLite database), so two shops on one host
+    never share them (gunicorn's own default is one socket per user).
+
+    Each master binds ``gunicorn-<pid>.ctl`` and points the link ``gunicorn.ctl`` at it
+    once it is ready (``gunicornc -s <data folder>/gunicorn.ctl``): the new master of a
+    USR2 upgrade takes the link over, and the old one, as it exits, removes only its
+    own socket, never the new one's.
+    """
+
+    def __init__(self, folder: Path, pid: int) -> None:
+        self.folder = folder.absolute()
+        self.pid = pid
+
+    @property
+    def pidfile(self) -> str:
+        return str(self.folder / "gunicorn.pid")
+
+    @property
+    def control_socket(self) -> str | None:
+        """This master's socket, or None when its path is too long for a unix socket."""
+        path = str(self.folder / f"gunicorn-{self.pid}.ctl")
+        return path if len(path.encode()) <= MAX_SOCKET_PATH else None
+
+    @property
+    def link(self) -> Path:
+        return self.folder / CONTROL_LINK
+
+    def point_link(self) -> None:
+        """``when_ready``: the link names this master's socket; sockets of masters that
+        are gone are removed."""
+        socket_path = self.control_socket
+        if socket_path is None:
+            return
+        for stale in self.folder.glob("gunicorn-*.ctl"):
+            pid = stale.stem.removeprefix("gunicorn-")
+            if pid.isdigit() and int(pid) != self.pid and not _alive(int(pid)):
+                stale.unlink(missing_ok=True)
+        temporary = self.folder / f".{CONTROL_LINK}.{self.pid}"
+        temporary.unlink(missing_ok=True)
+        os.symlink(Path(socket_path).name, temporary)
+        os.replace(temporary, self.link)
+
+    def drop_link(self) -> None:
+        """``on_exit``: remove the link if it still names this master's socket."""
+        socket_path = self.control_socket
+        try:
+            if socket_path and os.readlink(self.link) == Path(socket_path).name:
+                self.link.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def instance_files(config: Config) -> InstanceFiles:
+    """This master's :class:`InstanceFiles`, its data folder made (mode 0700).
+
+    Raises:
+        ConfigError: the data folder cannot be made.
+    """
+    from ecshop.errors import ConfigError
+    from ecshop.files import private_dir
+
+    try:
+        folder = private_dir(config.data_folder)
+    except OSError as exc:
+        raise ConfigError(
+            f"ECSHOP_DATA_DIR: cannot make the data folder {config.data_folder}: {exc.strerror}"
+        ) from exc
+    return InstanceFiles(folder, os.getpid())

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -51,6 +52,7 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
     print(f"ecshop {__version__}")
     print(f"python {platform.python_version()} ({platform.python_implementation()})")
     print(f"stock core: {describe()}")
+    down = []
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
     try:
         print(
@@ -58,10 +60,19 @@ def cmd_info(args: argparse.Namespace, config: Config) -> int:
         )
     except Exception as exc:
         print(mask(f"database: {store.describe()} — unreachable: {exc}"))
-    print(
-        _redis_info(config.redis_url) if config.redis_url else "stock engine: sql (in the database)"
-    )
+        down.append("the database")
+    if config.redis_url:
+        line, up = _redis_info(config.redis_url)
+        print(line)
+        if not up:
+            down.append("Redis")
+    else:
+        print("stock engine: sql (in the database)")
     print(f"mail: {_mail_info(config)}")
+    print(f"data folder: {config.data_folder.absolute()}")
+    if down:
+        print(f"ecshop: {' and '.join(down)} cannot be reached", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -73,7 +84,8 @@ def _mail_info(config: Config) -> str:
     )
 
 
-def _redis_info(url: str) -> str:
+def _redis_info(url: str) -> tuple[str, bool]:
+    """A line about the Redis at ``url``, and whether it answered."""
     import redis
 
     try:
@@ -82,8 +94,8 @@ def _redis_info(url: str) -> str:
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
         line = f"stock engine: redis {server.get('redis_version')} at {url} (maxmemory-policy {policy})"
     except (redis.RedisError, ValueError) as exc:
-        line = f"stock engine: redis at {url} — unreachable: {exc}"
-    return mask(line)
+        return mask(f"stock engine: redis at {url} — unreachable: {exc}"), False
+    return mask(line), True
 
 
 def _check_admin_access(config: Config) -> None:
@@ -144,6 +156,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from ecshop.plugins import load_plugins
 
     check_serving(config)
+    _check_bind(args.bind)
     cmd_migrate(args, config)
     _check_admin_access(config)
     host = load_plugins(config)
@@ -155,6 +168,38 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     ]  # fmt: skip
     os.execv(sys.executable, argv)
     return 0  # pragma: no cover - execv does not return
+
+
+def _check_bind(bind: str) -> None:
+    """Fail in one line when ``bind`` (``host:port`` or ``unix:path``) cannot be listened
+    on, before gunicorn would retry it five times and log every try."""
+    import errno
+    import socket
+
+    if bind.startswith(("unix:", "fd://")):
+        return
+    host, sep, port_text = bind.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ShopError(f"--bind {bind}: expected host:port (e.g. 127.0.0.1:8000) or unix:/path")
+    host = host.strip("[]") or "0.0.0.0"
+    try:
+        infos = socket.getaddrinfo(host, int(port_text), type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)  # fmt: skip
+    except socket.gaierror as exc:
+        raise ShopError(f"--bind {bind}: cannot resolve {host}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        # NOTE: as gunicorn binds: a port left in TIME_WAIT is free to take.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ShopError(
+                    f"--bind {bind}: the address is in use (another shop or "
+                    "server listens there): stop it or choose another --bind"
+                ) from None
+            raise ShopError(f"--bind {bind}: cannot listen there: {exc.strerror}") from None
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
@@ -175,10 +220,15 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 20) -> 
     raise ShopError(f"{url} did not answer within {timeout}s")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     from ecshop import demo
     from ecshop.testing.servers import free_port
 
+    _check_bind(args.bind)
     data = private_dir(Path(args.data_dir).resolve())
     gateway_secret, admin_token, secret_key = demo.secrets_in(data)
     admin_token = config.admin_token or admin_token
@@ -187,6 +237,7 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     gw_port = args.gateway_port or free_port()
     env = {
         "ECSHOP_DATABASE_URL": f"sqlite:///{data / 'shop.db'}",
+        "ECSHOP_DATA_DIR": str(data),
         "ECSHOP_ADMIN_TOKEN": admin_token,
         "ECSHOP_SECRET_KEY": secret_key,
         "ECSHOP_BASE_URL": f"http://{host}:{port}",
@@ -208,6 +259,10 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     added = demo.seed(shop.store, shop.stock, demo_config.currency)
     owner, owner_password = demo.owner_account(shop.store, data)
     shop.close()
+    # NOTE: SIGTERM (a service manager, `kill`) stops the demo as Ctrl+C does: the
+    # children are stopped below, not left running without their parent.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
     gateway = subprocess.Popen(
         [sys.executable, "-m", "ecshop.sandbox.server", "--port", str(gw_port),
          "--state", str(data / "sandbox-gateway.db")],
@@ -289,27 +344,52 @@ def cmd_reconcile(args: argparse.Namespace, config: Config) -> int:
     shop = _shop(config)
     try:
         if args.once:
-            from ecshop.reconcile import LEASE, acquire_lease, release_lease
-
-            holder = shop.reconciler.holder
-            if not acquire_lease(shop.store, LEASE, holder, ttl=300):
-                print(
-                    "ecshop: another reconciler holds the lease; try again later", file=sys.stderr
-                )
-                return 3
-            try:
-                report = shop.reconciler.run_once(
-                    batch=args.batch,
-                    keep_going=lambda: acquire_lease(shop.store, LEASE, holder, ttl=300),
-                )
-                print(f"reconcile: {report}")
-            finally:
-                release_lease(shop.store, LEASE, holder)
-            return 0
-        shop.reconciler.run_forever(args.interval or config.reconcile_interval, threading.Event())
+            return _reconcile_once(shop, args)
+        stop = threading.Event()
+        # NOTE: a stop (SIGTERM) ends the loop, which gives the lease back at once.
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        try:
+            shop.reconciler.run_forever(args.interval or config.reconcile_interval, stop)
+        except KeyboardInterrupt:
+            stop.set()
         return 0
     finally:
         shop.close()
+
+
+def _reconcile_once(shop: Any, args: argparse.Namespace) -> int:
+    """One pass here, or, while another process (``ecshop serve``) leads, its next pass
+    with ``--wait``; without it, name the leader and exit 3."""
+    from ecshop.reconcile import LEASE, acquire_lease, last_pass, lease_holder, release_lease
+
+    holder = shop.reconciler.holder
+    started = time.time()
+    deadline = time.monotonic() + (args.wait or 0)
+    while not acquire_lease(shop.store, LEASE, holder, ttl=300):
+        leader = lease_holder(shop.store, LEASE)
+        done = last_pass(shop.store)
+        if done is not None and done[0] > started:
+            print(f"reconcile: the pass of {leader[0] if leader else 'the leader'}: {done[1]}")
+            return 0
+        if time.monotonic() >= deadline:
+            if args.wait:
+                print(f"ecshop: the leader made no pass within {args.wait:g}s", file=sys.stderr)
+            elif leader:
+                until = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(leader[1]))
+                print(f"ecshop: the reconciler of {leader[0]} leads (its lease runs until "
+                      f"{until}, renewed every pass): it settles what this pass would; add "
+                      "--wait SECONDS to wait for its next pass", file=sys.stderr)  # fmt: skip
+            return 3
+        time.sleep(0.5)
+    try:
+        report = shop.reconciler.run_once(
+            batch=args.batch,
+            keep_going=lambda: acquire_lease(shop.store, LEASE, holder, ttl=300),
+        )
+        print(f"reconcile: {report}")
+    finally:
+        release_lease(shop.store, LEASE, holder)
+    return 0
 
 
 def cmd_mail(args: argparse.Namespace, config: Config) -> int:
@@ -370,7 +450,7 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     from ecshop import dataio
     from ecshop.store import open_store
 
-    folder = private_dir(args.dir)
+    folder = private_dir(args.dir or config.data_folder / "backups")
     path = folder / f"ecshop-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.jsonl.gz"
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
     counts = dataio.export(store, path)
@@ -392,6 +472,8 @@ def cmd_import(args: argparse.Namespace, config: Config) -> int:
     from ecshop import dataio
     from ecshop.store import open_store
 
+    if args.database_url:
+        config = load_config({**os.environ, "ECSHOP_DATABASE_URL": args.database_url})
     store = open_store(config.database_url, lock_timeout=config.db_lock_timeout)
     store.migrate()
     counts = dataio.import_(store, args.path)
@@ -539,6 +621,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reconcile", cmd_reconcile, "settle orders stuck in pending_payment with their gateways"
     )
     p.add_argument("--once", action="store_true", help="one pass, then exit (for cron)")
+    p.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                   help="with --once, while another process leads: wait up to SECONDS for "
+                   "its next pass and report it (default: name the leader, exit 3)")  # fmt: skip
     p.add_argument(
         "--interval",
         type=float,
@@ -564,11 +649,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", help="file to write, e.g. shop.jsonl.gz")
     p = add("import", cmd_import, "load an export into a new, empty database (SQLite or MariaDB)")
     p.add_argument("path", help="file written by ecshop export or ecshop backup")
+    p.add_argument("--database-url", help="the new, empty database (default ECSHOP_DATABASE_URL)")
     p = add("backup", cmd_backup, "export to a timestamped file in a folder and verify it")
-    p.add_argument("--dir", default="ecshop-backups", help="folder (default ecshop-backups)")
+    p.add_argument("--dir", help="folder (default: backups in the data folder)")
     p.add_argument("--keep", type=int, default=0, help="keep only the newest N backups")
     p = add("restore", cmd_import, "load a backup into a new, empty database (same as import)")
     p.add_argument("path", help="backup file")
+    p.add_argument("--database-url", help="the new, empty database (default ECSHOP_DATABASE_URL)")
     p = add("journal", cmd_journal,
             "carry payment notifications that reached an old shop after its backup to the new one")  # fmt: skip
     journal_sub = p.add_subparsers(dest="journal_command", required=True, metavar="ACTION")

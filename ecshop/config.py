@@ -72,6 +72,22 @@ def _database_url(raw: str) -> str:
     return raw
 
 
+def _base_url(raw: str) -> str:
+    from urllib.parse import urlsplit
+
+    text = raw.strip()
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be the shop's address as http(s)://host[:port][/path]")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError("must be the shop's address alone, without user, query or fragment")
+    return text.rstrip("/")
+
+
 def _redis_url(raw: str) -> str:
     if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError("must start with redis://, rediss:// or unix://")
@@ -204,7 +220,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "ADMIN_TOKEN": (_text, ""),
     "ADMIN_PASSWORD": (_text, ""),
     "SECRET_KEY": (_text, ""),
-    "BASE_URL": (_text, "http://127.0.0.1:8000"),
+    "BASE_URL": (_base_url, "http://127.0.0.1:8000"),
     "CURRENCY": (_currency, "JPY"),
     "HOLD_TTL": (_positive_int, "900"),
     "RECONCILE_GRACE": (_non_negative_float, "120"),
@@ -222,6 +238,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "THREADS": (_positive_int, "8"),
     "BODY_TIMEOUT": (_positive_float, "20"),
     "METRICS_DIR": (_text, ""),
+    # the instance's own files: gunicorn's pid file and control socket, backups,
+    # metrics (default: the SQLite database's folder, else ./ecshop-data)
+    "DATA_DIR": (_text, ""),
     # GET /metrics answers a request bearing this token, or from an address of
     # METRICS_ALLOW (the client's, as ECSHOP_TRUSTED_PROXIES tell it); 401/403 otherwise.
     "METRICS_TOKEN": (_text, ""),
@@ -292,6 +311,7 @@ class Config:
     threads: int = 8
     body_timeout: float = 20.0
     metrics_dir: str = ""
+    data_dir: str = ""
     metrics_token: str = field(default="", repr=False)
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     max_lines_per_order: int = 50
@@ -337,15 +357,33 @@ class Config:
         return self.group_commit == "on"
 
     @property
-    def metrics_home(self) -> str:
-        """The folder of the workers' metric files (:mod:`ecshop.metrics`):
-        ``METRICS_DIR``, else ``metrics`` in the data folder (beside a SQLite
-        database), else ``""``: ``ecshop serve`` makes a temporary one."""
-        if self.metrics_dir:
-            return self.metrics_dir
+    def sqlite_folder(self) -> Path | None:
+        """The folder of a SQLite database file, or None (MariaDB, ``:memory:``)."""
         path = self.database_url.removeprefix("sqlite:///")
         if path != self.database_url and path != ":memory:":
-            return str(Path(path).parent / "metrics")
+            return Path(path).parent
+        return None
+
+    @property
+    def data_folder(self) -> Path:
+        """This instance's own folder: ``DATA_DIR``, else the SQLite database's folder,
+        else ``ecshop-data`` in the working folder. gunicorn's pid file and control
+        socket, the default backups folder and the metrics live here, so two shops on
+        one host never share them."""
+        if self.data_dir:
+            return Path(self.data_dir)
+        return self.sqlite_folder or Path("ecshop-data")
+
+    @property
+    def metrics_home(self) -> str:
+        """The folder of the workers' metric files (:mod:`ecshop.metrics`):
+        ``METRICS_DIR``, else ``metrics`` in the data folder when one is named
+        (``DATA_DIR``, or beside a SQLite database), else ``""``: ``ecshop serve``
+        makes a temporary one."""
+        if self.metrics_dir:
+            return self.metrics_dir
+        if self.data_dir or self.sqlite_folder is not None:
+            return str(self.data_folder / "metrics")
         return ""
 
     @property

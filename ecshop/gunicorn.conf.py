@@ -14,6 +14,7 @@ import sys
 from ecshop._gunicorn import (
     bound_body,
     drop_made_metrics_dir,
+    instance_files,
     prepare_reexec,
     retire_worker,
     share_metrics_dir,
@@ -26,6 +27,7 @@ from ecshop.logconf import configure_logging
 try:
     _config = load_config()
     check_serving(_config)
+    _files = instance_files(_config)
 except ConfigError as exc:
     # One line and a non-zero exit, as `ecshop serve` gives, not gunicorn's traceback.
     print(f"ecshop: {exc.message}", file=sys.stderr)
@@ -51,6 +53,11 @@ accesslog = None
 errorlog = "-"
 loglevel = _config.log_level.lower()
 logger_class = "ecshop._gunicorn.MaskedLogger"
+# This instance's pid file and control socket (gunicornc -s <data folder>/gunicorn.ctl),
+# in its data folder; a path too long for a unix socket means no control socket.
+pidfile = _files.pidfile
+control_socket = _files.control_socket or ""
+control_socket_disable = _files.control_socket is None
 # Each worker opens its own connections after the fork (the store does this lazily).
 preload_app = False
 
@@ -77,8 +84,24 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
     retire_worker(worker.pid)
 
 
+def when_ready(server):  # type: ignore[no-untyped-def]
+    if _files.control_socket is None:
+        server.log.warning("no control socket: the data folder's path %s is too long for one",
+                           _files.folder)  # fmt: skip
+    _files.point_link()
+
+
 def on_exit(server):  # type: ignore[no-untyped-def]
+    _files.drop_link()
     drop_made_metrics_dir(server)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A clean stop gives the reconciler's lease back at once (another worker, or the
+    next instance, leads without waiting for it to run out)."""
+    background = getattr(worker, "ecshop_reconciler", None)
+    if background is not None:
+        background.stop(timeout=min(10.0, graceful_timeout / 2))
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
@@ -87,5 +110,5 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     from ecshop.metrics import start_process_sampler
     from ecshop.reconcile import start_background
 
-    start_background(worker.wsgi)
+    worker.ecshop_reconciler = start_background(worker.wsgi)
     start_process_sampler()

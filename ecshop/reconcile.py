@@ -79,6 +79,25 @@ def _remember_pass(store: Store, report: ReconcileReport) -> None:
                        (LAST_PASS, value, now))  # fmt: skip
 
 
+def last_pass(store: Store) -> tuple[float, str] | None:
+    """When the last whole pass ended, and its report, or None before the first."""
+    with store.read() as tx:
+        row = tx.one("SELECT value, updated_at FROM settings WHERE name = ?", (LAST_PASS,))
+    if row is None:
+        return None
+    report = ", ".join(f"{k}={v}" for k, v in json.loads(row["value"]).items())
+    return float(row["updated_at"]), report
+
+
+def lease_holder(store: Store, name: str) -> tuple[str, float] | None:
+    """Who holds the lease ``name`` and until when (unix time), or None if nobody does."""
+    with store.read() as tx:
+        row = tx.one("SELECT holder, expires_at FROM leases WHERE name = ?", (name,))
+    if row is None or float(row["expires_at"]) < time.time():
+        return None
+    return str(row["holder"]), float(row["expires_at"])
+
+
 def acquire_lease(store: Store, name: str, holder: str, ttl: float) -> bool:
     """Take or renew the lease ``name`` for ``holder``; False if someone else holds it."""
     now = time.time()
@@ -394,15 +413,39 @@ class Reconciler:
             pass
 
 
-def start_background(app: Any) -> threading.Event | None:
+class Background:
+    """The reconciler loop in a daemon thread of this process; :meth:`stop` ends it and
+    gives the lease back, so a clean shutdown does not leave the next leader waiting
+    out the lease."""
+
+    def __init__(self, reconciler: Reconciler, interval: float) -> None:
+        self.reconciler = reconciler
+        self.event = threading.Event()
+        self.thread = threading.Thread(
+            target=reconciler.run_forever, args=(interval, self.event),
+            name="ecshop-reconciler", daemon=True,
+        )  # fmt: skip
+
+    def start(self) -> Background:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """End the loop (a pass stops at its next batch) and wait up to ``timeout``
+        seconds; the loop releases the lease as it ends. True if it ended in time."""
+        self.event.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+        if self.thread.is_alive():
+            log.warning("the reconciler did not stop within %gs; its lease runs out by itself",
+                        timeout)  # fmt: skip
+            return False
+        return True
+
+
+def start_background(app: Any) -> Background | None:
     """Run the reconciler loop in a daemon thread of this process (gunicorn worker)."""
     shop = getattr(app, "shop", None)
     if shop is None or shop.config.reconcile_interval <= 0:
         return None
-    stop = threading.Event()
-    thread = threading.Thread(
-        target=shop.reconciler.run_forever, args=(shop.config.reconcile_interval, stop),
-        name="ecshop-reconciler", daemon=True,
-    )  # fmt: skip
-    thread.start()
-    return stop
+    return Background(shop.reconciler, shop.config.reconcile_interval).start()

@@ -56,7 +56,8 @@ def test_info_masks_every_password(tmp_path):
         "ECSHOP_SMTP_URL": "smtp://shop:m41l-p4ss@mail.example.com:587?starttls=1",
     }
     run = ecshop("info", env=env, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # both servers are down
+    assert run.stderr == "ecshop: the database and Redis cannot be reached\n"
     out = run.stdout + run.stderr
     assert f"database: mysql://shop:***@127.0.0.1:{closed}/shop" in out
     assert f"redis at redis://:***@127.0.0.1:{closed}/0" in out

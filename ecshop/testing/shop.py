@@ -7,6 +7,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,11 @@ class ShopProcess:
     def __post_init__(self) -> None:
         if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
             self.env["ECSHOP_SECRET_KEY"] = secrets.token_hex(32)
+        url = self.env.get("ECSHOP_DATABASE_URL", os.environ.get("ECSHOP_DATABASE_URL", ""))
+        if "ECSHOP_DATA_DIR" not in self.env and not url.startswith("sqlite:"):
+            # A shop on MariaDB has no database folder to keep its pid file and control
+            # socket in: each test shop gets a folder of its own.
+            self.env["ECSHOP_DATA_DIR"] = tempfile.mkdtemp(prefix="ecshop-shop-")
 
     @property
     def url(self) -> str:
