@@ -148,3 +148,122 @@ def test_plugins_strict_passes_when_every_enabled_plugin_can_run(tmp_path):
     done = ecshop("plugins", "--strict", env=env, cwd=tmp_path)
     assert (done.returncode, done.stderr) == (0, ""), done.stderr
     assert "gateways: bank_transfer, cod" in done.stdout
+
+
+def test_info_exits_1_naming_what_is_down_and_0_when_all_answer(tmp_path):
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db"}
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert f"data folder: {tmp_path}" in run.stdout
+    run = ecshop("info", env={**env, "ECSHOP_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"},
+                 cwd=tmp_path)  # fmt: skip
+    assert run.returncode == 1
+    assert run.stderr == "ecshop: Redis cannot be reached\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ECSHOP_HOLD_TTL", "abc", "ECSHOP_HOLD_TTL='abc': invalid literal for int()"),
+        ("ECSHOP_BASE_URL", "shop.example.com", "ECSHOP_BASE_URL='shop.example.com': must be"),
+        ("ECSHOP_BASE_URL", "ftp://shop.example.com", "ECSHOP_BASE_URL='ftp://shop.example.com'"),
+        ("ECSHOP_BASE_URL", "https://shop.example.com:80x", "has a port that is not a number"),
+        ("ECSHOP_BASE_URL", "https://shop.example.com/?a=1", "without user, query or fragment"),
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "info", "reconcile"])
+def test_a_bad_setting_is_one_line_naming_it(tmp_path, name, value, expected, command):
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "ECSHOP_SECRET_KEY": KEY,
+           name: value}  # fmt: skip
+    extra = ["--once"] if command == "reconcile" else []
+    run = ecshop(command, *extra, env=env, cwd=tmp_path)
+    assert run.returncode == 2
+    [line] = run.stderr.splitlines()
+    assert line.startswith(f"ecshop: {name}=") and expected in line, line
+    assert not (tmp_path / "shop.db").exists()
+
+
+def test_a_good_base_url_loses_its_trailing_slash():
+    from ecshop.config import load_config
+
+    config = load_config({"ECSHOP_BASE_URL": "https://shop.example.com/store/"})
+    assert config.base_url == "https://shop.example.com/store"
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "ECSHOP_SECRET_KEY": KEY,
+               "ECSHOP_ADMIN_TOKEN": "t" * 32}  # fmt: skip
+        run = ecshop("serve", "--bind", f"127.0.0.1:{port}", env=env, cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    [line] = run.stderr.splitlines()
+    assert line == (f"ecshop: --bind 127.0.0.1:{port}: the address is in use (another shop or "
+                    "server listens there): stop it or choose another --bind")  # fmt: skip
+    assert not (tmp_path / "shop.db").exists()  # refused before the migration
+
+
+def test_backups_go_to_the_data_folder_and_restore_into_the_named_database(tmp_path):
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    data.mkdir()
+    elsewhere.mkdir()
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{data}/shop.db"}
+    assert ecshop("migrate", env=env, cwd=elsewhere).returncode == 0
+    made = ecshop("admin", "create-user", "owner",
+                  env={**env, "ECSHOP_ADMIN_PASSWORD": "a long admin password"}, cwd=elsewhere)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    run = ecshop("backup", env=env, cwd=elsewhere)
+    assert run.returncode == 0, run.stderr
+    [backup] = (data / "backups").glob("ecshop-*.jsonl.gz")
+    assert mode(data / "backups") == 0o700 and mode(backup) == 0o600
+    assert list(elsewhere.iterdir()) == []  # nothing in the working folder
+    target = f"sqlite:///{tmp_path}/new/shop.db"
+    (tmp_path / "new").mkdir()
+    run = ecshop("restore", str(backup), "--database-url", target, env=env, cwd=elsewhere)
+    assert run.returncode == 0, run.stderr
+    assert f"into {target}: " in run.stdout and "admin_users 1" in run.stdout
+    listed = ecshop("admin", "list-users", env={"ECSHOP_DATABASE_URL": target}, cwd=elsewhere)
+    assert listed.stdout.startswith("owner\towner\tactive")
+
+
+def test_reconcile_once_names_the_leader_or_waits_for_its_pass(tmp_path):
+    import threading
+
+    from ecshop.reconcile import LEASE, ReconcileReport, _remember_pass, acquire_lease
+    from ecshop.store import open_store
+
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db"}
+    assert ecshop("migrate", env=env, cwd=tmp_path).returncode == 0
+    store = open_store(env["ECSHOP_DATABASE_URL"])
+    assert acquire_lease(store, LEASE, "host-a:123:9", ttl=120)
+    run = ecshop("reconcile", "--once", env=env, cwd=tmp_path)
+    assert run.returncode == 3
+    [line] = run.stderr.splitlines()
+    assert line.startswith("ecshop: the reconciler of host-a:123:9 leads (its lease runs until ")
+    assert "--wait SECONDS" in line
+    # the leader's next pass, while --wait waits for it: the leader passes every 0.5 s
+    done = threading.Event()
+
+    def lead() -> None:
+        while not done.wait(0.5):
+            _remember_pass(store, ReconcileReport(checked=4, paid=3))
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    try:
+        run = ecshop("reconcile", "--once", "--wait", "60", env=env, cwd=tmp_path)
+    finally:
+        done.set()
+        leader.join()
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("reconcile: the pass of host-a:123:9: ")
+    assert "checked=4, paid=3" in run.stdout
+    # no pass within the wait
+    run = ecshop("reconcile", "--once", "--wait", "1", env=env, cwd=tmp_path)
+    assert run.returncode == 3 and "made no pass within 1s" in run.stderr
+    store.close()
