@@ -44,7 +44,8 @@ def test_two_shops_on_one_host_have_their_own_pid_file_and_control_socket(tmp_pa
             assert (folder / "gunicorn.pid").read_text().strip() == str(shop.proc.pid)
             link = folder / "gunicorn.ctl"
             assert os.readlink(link) == f"gunicorn-{shop.proc.pid}.ctl"
-            assert _until(lambda: (folder / os.readlink(link)).exists(), "no control socket")
+            socket_path = folder / os.readlink(link)
+            assert _until(socket_path.exists, "no control socket")
             assert _workers(link) == sorted(shop.worker_pids())
     finally:
         first.stop()
