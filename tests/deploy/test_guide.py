@@ -21,6 +21,7 @@ def test_commands_run_as_the_shop_with_the_services_settings_and_secrets() -> No
     program = one(service, "Service", "ExecStart").split()[0]
     assert f'{program} "$@"' in GUIDE
     assert f"--property=EnvironmentFile={one(service, 'Service', 'EnvironmentFile')}" in GUIDE
-    assert f"--setenv={one(service, 'Service', 'Environment')}" in GUIDE
+    for setting in service["Service"]["Environment"]:
+        assert f"--setenv={setting}" in GUIDE
     assert f"--uid={one(service, 'Service', 'User')}" in GUIDE
     assert f"--working-directory={one(service, 'Service', 'WorkingDirectory')}" in GUIDE
