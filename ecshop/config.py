@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from ecshop.errors import ConfigError
 from ecshop.redact import mask
@@ -72,15 +73,19 @@ def _database_url(raw: str) -> str:
     return raw
 
 
-def _base_url(raw: str) -> str:
-    from urllib.parse import urlsplit
-
-    text = raw.strip()
-    parts = urlsplit(text)
+def _url_parts(raw: str) -> SplitResult:
+    """``raw`` split, with a port that is not a number refused."""
+    parts = urlsplit(raw)
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number
     except ValueError:
         raise ValueError("has a port that is not a number") from None
+    return parts
+
+
+def _base_url(raw: str) -> str:
+    text = raw.strip()
+    parts = _url_parts(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be the shop's address as http(s)://host[:port][/path]")
     if parts.query or parts.fragment or parts.username or parts.password:
@@ -175,15 +180,9 @@ def _timezone(raw: str) -> str:
 
 
 def _smtp_url(raw: str) -> str:
-    from urllib.parse import urlsplit
-
     if not raw:
         return raw
-    parts = urlsplit(raw)
-    try:
-        parts.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise ValueError("has a port that is not a number") from None
+    parts = _url_parts(raw)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError("must be smtp://[user:password@]host[:port][?starttls=1] or smtps://...")
     return raw
