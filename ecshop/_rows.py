@@ -169,7 +169,8 @@ TABLES: dict[str, Table] = {
         "password_hash": {**TOKEN, "maxLength": 255},
         "role": {"type": "string", "enum": ["owner", "staff"]},
         "totp_secret": nullable({**TOKEN, "maxLength": 64}), "created_at": TIME,
-        "updated_at": TIME, "disabled_at": nullable(TIME)}), ("id",)),
+        "updated_at": TIME, "disabled_at": nullable(TIME),
+        "totp_last_step": nullable(ID)}), ("id",)),
     "audit_log": Table(obj({
         "id": ID, "at": TIME, "actor": {**TOKEN, "maxLength": 100},
         "via": {"type": "string", "enum": ["web", "api", "cli"]}, "action": {**TOKEN, "maxLength": 64},

@@ -18,9 +18,9 @@ from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ecshop.errors import BadRequest, Conflict, Forbidden, ValidationError
+from ecshop.passwords import Passwords
 from ecshop.store import DuplicateKey, Store
 from ecshop.throttle import Throttle, key
 
@@ -61,8 +61,7 @@ class AdminUsers:
         self.store = store
         self.throttle = throttle
         self.clock = clock
-        self.hasher = hasher or PasswordHasher()
-        self._decoy = self.hasher.hash(secrets.token_hex(16))
+        self.passwords = Passwords(hasher)
 
     def create(self, username: str, password: str, role: str = "owner", *,
                totp: bool = False) -> dict[str, Any]:  # fmt: skip
@@ -88,7 +87,7 @@ class AdminUsers:
                 tx.execute(
                     "INSERT INTO admin_users (id, username, password_hash, role, totp_secret, "
                     "created_at, updated_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (user_id, username, self.hasher.hash(password), role, secret, now, now),
+                    (user_id, username, self.passwords.hash(password), role, secret, now, now),
                 )  # fmt: skip
         except DuplicateKey as exc:
             raise Conflict(
@@ -136,17 +135,39 @@ class AdminUsers:
                 "SELECT id, password_hash, totp_secret FROM admin_users "
                 "WHERE username = ? AND disabled_at IS NULL", (name,),
             )  # fmt: skip
-        stored = str(row["password_hash"]) if row else self._decoy
-        try:
-            self.hasher.verify(stored, password[:1024])
-            ok = row is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+        stored = str(row["password_hash"]) if row else None
+        ok = row is not None and self.passwords.matches(stored, password)
         if ok and row is not None and row["totp_secret"]:
-            ok = pyotp.TOTP(str(row["totp_secret"])).verify(code.strip(), valid_window=1)
-        if not ok or row is None:
+            ok = self._use_code(row["id"], str(row["totp_secret"]), code)
+        if not ok or row is None or stored is None:
             log.warning("admin login failed for %r from %s", name, client)
             raise AdminLoginFailed("The user name, password or code is wrong.")
         self.throttle.forget(attempt)
+        if self.passwords.needs_rehash(stored):
+            with self.store.tx() as tx:
+                tx.execute("UPDATE admin_users SET password_hash = ?, updated_at = ? WHERE id = ?",
+                           (self.passwords.hash(password), self.clock(), row["id"]))  # fmt: skip
         log.info("admin %r logged in from %s", name, client)
         return self.get(row["id"]) or {}
+
+    def _use_code(self, user_id: Any, secret: str, code: str) -> bool:
+        """Is ``code`` the account's TOTP code of the time step before, at or after now,
+        and newer than the last code it used? A code opens one login only: the step it
+        belongs to is stored, and a code of that step or an earlier one is refused
+        (RFC 6238 section 5.2), so a code seen over a shoulder or in a proxy's log
+        cannot be replayed within its window."""
+        totp = pyotp.TOTP(secret)
+        now = self.clock()
+        typed = code.strip()
+        step = int(now // totp.interval)
+        matched = [s for s in (step - 1, step, step + 1)
+                   if secrets.compare_digest(totp.at(s * totp.interval), typed)]  # fmt: skip
+        if not typed or not matched:
+            return False
+        with self.store.tx() as tx:
+            used = tx.execute(
+                "UPDATE admin_users SET totp_last_step = ? WHERE id = ? "
+                "AND (totp_last_step IS NULL OR totp_last_step < ?)",
+                (matched[-1], user_id, matched[-1]),
+            )  # fmt: skip
+        return bool(used)

@@ -1,9 +1,7 @@
 """Member accounts: register, log in, a saved address, order history and password reset.
 
-Passwords are hashed with argon2id (argon2-cffi's ``PasswordHasher``, its RFC 9106
-parameters) and rehashed at login when those parameters change. An unknown email costs
-the same hash check as a wrong password, so timing tells nobody which addresses have
-accounts. Logins go through :class:`ecshop.throttle.Throttle`, per account and per
+Passwords are argon2id (:mod:`ecshop.passwords`), rehashed at login when the
+parameters change; an unknown email costs the same hash check as a wrong password. Logins go through :class:`ecshop.throttle.Throttle`, per account and per
 client address.
 
 A reset link carries 256 random bits; the table keeps only their SHA-256, the link
@@ -22,15 +20,15 @@ from collections.abc import Callable
 from typing import Any
 
 from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from ecshop.errors import BadRequest, Conflict, ValidationError
 from ecshop.pages import EMAIL_SHAPE
+from ecshop.passwords import MAX_INPUT, Passwords
 from ecshop.store import DuplicateKey, Store
 from ecshop.throttle import Throttle, key
 
 MIN_PASSWORD = 8
-MAX_PASSWORD = 1024
+MAX_PASSWORD = MAX_INPUT
 RESET_TTL = 3600
 RESET_KIND = "password_reset"
 
@@ -87,9 +85,7 @@ class Members:
         self.store = store
         self.throttle = throttle
         self.clock = clock
-        self.hasher = hasher or PasswordHasher()
-        # NOTE: compared against for unknown emails, so they cost a real verification.
-        self._decoy = self.hasher.hash(secrets.token_hex(16))
+        self.passwords = Passwords(hasher)
 
     # -- accounts ----------------------------------------------------------------------
     def register(self, email: str, password: str, name: str = "") -> dict[str, Any]:
@@ -105,7 +101,7 @@ class Members:
             raise ValidationError("This is too long.", field="name")
         member_id = secrets.token_hex(16)
         now = self.clock()
-        digest = self.hasher.hash(password)
+        digest = self.passwords.hash(password)
         try:
             with self.store.tx() as tx:
                 tx.execute(
@@ -144,23 +140,18 @@ class Members:
         attempt = self.throttle.begin((key("member", norm), key("address", client)))
         with self.store.read() as tx:
             row = tx.one("SELECT id, password_hash FROM members WHERE email = ?", (norm,))
-        stored = str(row["password_hash"]) if row else self._decoy
-        try:
-            self.hasher.verify(stored, password[:MAX_PASSWORD])
-            ok = row is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
-        if not ok or row is None:
+        stored = str(row["password_hash"]) if row else None
+        if row is None or stored is None or not self.passwords.matches(stored, password):
             raise LoginFailed("The email address or password is wrong.")
         self.throttle.forget(attempt)
-        if self.hasher.check_needs_rehash(stored):
+        if self.passwords.needs_rehash(stored):
             self._set_password(str(row["id"]), password)
         return self.get(str(row["id"])) or {}
 
     def _set_password(self, member_id: str, password: str) -> None:
         with self.store.tx() as tx:
             tx.execute("UPDATE members SET password_hash = ?, updated_at = ? WHERE id = ?",
-                       (self.hasher.hash(password), self.clock(), member_id))  # fmt: skip
+                       (self.passwords.hash(password), self.clock(), member_id))  # fmt: skip
 
     def save_address(self, member_id: str, address: dict[str, str]) -> None:
         """Keep ``address`` (the checkout form's values) as the member's saved address."""
@@ -223,7 +214,7 @@ class Members:
             ResetLinkInvalid: the token is unknown, used or expired.
         """
         check_password(password)
-        digest = self.hasher.hash(password)
+        digest = self.passwords.hash(password)
         now = self.clock()
         with self.store.tx() as tx:
             row = tx.one(
