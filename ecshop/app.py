@@ -54,6 +54,7 @@ from ecshop.resources.context import AccessLog, RequestContext
 from ecshop.resources.middleware import (
     ADMIN_PAGES,
     LoadShedder,
+    MailNudge,
     MaintenanceGate,
     RequestGuard,
     ResponseMetrics,
@@ -322,6 +323,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
             admin_page_sessions,
             admin_pages.AdminGate(shop.extras["admins"]),
             limiter,
+            MailNudge(shop.mail),
         ]
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -271,6 +271,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "MAIL_TEMPLATES": (_text, ""),
     "MAIL_LANG": (_choice("ja", "en"), "ja"),
     "MAIL_MAX_ATTEMPTS": (_positive_int, "8"),
+    # served workers send mail right after the request that wrote it
+    "MAIL_PROMPT": (_bool, "1"),
     "THEME_DIR": (_text, ""),
     "MEDIA_DIR": (_text, ""),
     "SESSION_TTL": (_positive_int, str(14 * 24 * 3600)),
@@ -337,6 +339,7 @@ class Config:
     mail_templates: str = ""
     mail_lang: str = "ja"
     mail_max_attempts: int = 8
+    mail_prompt: bool = True
     theme_dir: str = ""
     media_dir: str = ""
     session_ttl: int = 14 * 24 * 3600

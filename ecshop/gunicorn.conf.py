@@ -106,9 +106,13 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Start the reconciler loop in each worker (a database lease lets one run at a
-    time) and the sampler of the worker's memory and CPU time for ``/metrics``."""
+    time), the sampler of the worker's memory and CPU time for ``/metrics``, and the
+    prompt mail sender (``ECSHOP_MAIL_PROMPT``)."""
     from ecshop.metrics import start_process_sampler
     from ecshop.reconcile import start_background
 
     worker.ecshop_reconciler = start_background(worker.wsgi)
     start_process_sampler()
+    shop = getattr(worker.wsgi, "shop", None)
+    if shop is not None and shop.config.mail_prompt:
+        shop.mail.start_prompt()

@@ -21,6 +21,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
+from ecshop import outbox
 from ecshop.errors import BadRequest, Conflict, ValidationError
 from ecshop.pages import EMAIL_SHAPE
 from ecshop.passwords import MAX_INPUT, Passwords
@@ -194,6 +195,7 @@ class Members:
                 "attempts, next_attempt_at, created_at) VALUES (?, NULL, ?, ?, 'pending', 0, ?, ?)",
                 (RESET_KIND, norm, json.dumps(data, ensure_ascii=False), now, now),
             )  # fmt: skip
+        outbox.note_written()
         return True
 
     def reset_member(self, token: str) -> str | None:

@@ -4,7 +4,8 @@ causes it, and sent after the commit (DESIGN.md, "Pages").
 :class:`~ecshop.orders.OrderService` writes one ``outbox`` row per mail in the very
 transaction that changes the order, so a crash after the commit loses no mail and a
 rolled-back change sends none. :class:`MailSender` sends what is due, later (the
-reconciler's background loop, ``ecshop mail send``, ``ecshop reconcile --once``): it
+reconciler's background loop, ``ecshop mail send``, ``ecshop reconcile --once``, and in
+a served shop right after the request whose commit wrote it: :meth:`MailSender.nudge`): it
 renders the row's template, passes the message through ``mail_before_send`` and hands
 it to the mailer (SMTP, a folder of ``.eml`` files, or what a ``mailer`` filter
 returns), then marks the row ``sent``. A failure is retried with a growing delay, up to
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +61,21 @@ def mail_kind(move: str, from_status: str) -> str | None:
     return _BY_MOVE.get(move)
 
 
+_written = threading.local()
+
+
+def note_written() -> None:
+    """This thread wrote a mail to the outbox (the request's end nudges the sender)."""
+    _written.mail = True
+
+
+def take_written() -> bool:
+    """Did this thread write a mail since it last asked? Resets the answer."""
+    written = getattr(_written, "mail", False)
+    _written.mail = False
+    return written
+
+
 def enqueue(tx: Tx, kind: str, order: dict[str, Any], data: dict[str, Any] | None = None) -> None:
     """Write the mail ``kind`` about ``order`` in ``tx`` (sent once ``tx`` commits).
 
@@ -77,6 +94,7 @@ def enqueue(tx: Tx, kind: str, order: dict[str, Any], data: dict[str, Any] | Non
         (kind, order["number"], recipient, json.dumps(data, ensure_ascii=False) if data else None,
          now, now),
     )  # fmt: skip
+    note_written()
 
 
 def backoff(attempts: int) -> float:
@@ -111,6 +129,36 @@ class MailSender:
         self.render = render
         self.transport = transport
         self.max_attempts = max_attempts
+        self._wake = threading.Event()
+        self._prompt: threading.Thread | None = None
+
+    def start_prompt(self) -> None:
+        """Send what is due as soon as :meth:`nudge` is called, from a daemon thread of
+        this process, instead of waiting for the next loop or cron pass. The rows are
+        claimed as :meth:`send_due` claims them, so the loop and other processes never
+        send one twice."""
+        if self._prompt is None:
+            self._prompt = threading.Thread(target=self._prompt_loop, name="ecshop-mail",
+                                            daemon=True)  # fmt: skip
+            self._prompt.start()
+
+    def nudge(self) -> None:
+        """A mail was committed: wake the prompt sender, if this process runs one."""
+        if self._prompt is not None:
+            self._wake.set()
+
+    def _prompt_loop(self) -> None:
+        from ecshop.logconf import Repeats
+
+        failures = Repeats(log)  # the database down fails every wake: one line per outage
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            try:
+                self.send_due(limit=50)
+            except Exception as exc:  # keep the thread alive; the loop and cron retry
+                failures.failed(type(exc).__name__, "prompt mail sending failed: %s", exc,
+                                level=logging.ERROR, exc_info=exc)  # fmt: skip
 
     def due(self, now: float, limit: int) -> list[dict[str, Any]]:
         with self.store.read() as tx:

@@ -16,7 +16,7 @@ from typing import Any
 
 import falcon
 
-from ecshop import metrics
+from ecshop import metrics, outbox
 from ecshop.audit import TOKEN as TOKEN_ACTOR
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
 from ecshop.resources.ratelimit import client_address, in_networks
@@ -226,3 +226,18 @@ class ResponseMetrics:
             if timer is None:
                 timer = self._timed[route] = metrics.HTTP_DURATION.labels(route=route)
             timer.observe(time.perf_counter() - started)
+
+
+class MailNudge:
+    """After a request whose commit wrote mail to the outbox, wakes this process's
+    prompt sender (:meth:`ecshop.outbox.MailSender.nudge`): an order mail or a reset
+    link goes out within moments, not at the next reconciler pass."""
+
+    def __init__(self, sender: Any) -> None:
+        self.sender = sender
+
+    def process_response(
+        self, req: falcon.Request, resp: falcon.Response, resource: Any, req_succeeded: bool
+    ) -> None:
+        if outbox.take_written():
+            self.sender.nudge()

@@ -102,7 +102,13 @@ def page(browser: WebDriver, name: str) -> None:
 
 
 def flash(browser: WebDriver) -> str:
-    return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash"))
+    """The page's flash messages; "" while the page is being replaced (poll it)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    try:
+        return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash"))
+    except StaleElementReferenceException:
+        return ""
 
 
 def _retrying(action: Any, timeout: float = 10.0) -> None:

@@ -68,7 +68,7 @@ def _fill_cart(browser: WebDriver, stack: Stack) -> None:
     page(browser, "1-catalog")
     tea.find_element(By.CSS_SELECTOR, "button.buy").click()
     assert wait_for(lambda: browser.current_url.endswith("/cart"))
-    assert "Green tea was added to your cart." in flash(browser)
+    assert wait_for(lambda: "Green tea was added to your cart." in flash(browser)), flash(browser)
     browser.get(f"{stack.shop.url}/products/CUP")
     assert "Handmade cup" in browser.find_element(By.TAG_NAME, "h1").text
     qty = browser.find_element(By.ID, "qty")
@@ -181,7 +181,9 @@ def test_an_item_sold_out_during_checkout_sends_the_shopper_back_to_the_cart(mak
     assert rival.status_code == 201, rival.text
     browser.find_element(By.ID, "place-order").click()
     assert wait_for(lambda: browser.current_url.endswith("/cart"))
-    assert "Handmade cup sold out while you were checking out" in flash(browser)
+    assert wait_for(
+        lambda: "Handmade cup sold out while you were checking out" in flash(browser)
+    ), flash(browser)
     assert _cart_lines(browser) == {"TEA": 1, "CUP": 1}
     page(browser, "8-cart-after-sell-out")
     assert len(stack.orders()) == 1
@@ -228,7 +230,7 @@ def test_the_language_link_switches_the_pages_to_japanese(make_stack, browser):
     assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
     browser.find_element(By.CSS_SELECTOR, "form.add button").click()
     assert wait_for(lambda: browser.current_url.endswith("/cart"))
-    assert "Green teaをカートに入れました。" in flash(browser)
+    assert wait_for(lambda: "Green teaをカートに入れました。" in flash(browser)), flash(browser)
     browser.find_element(By.ID, "to-checkout").click()
     assert browser.find_element(By.TAG_NAME, "h1").text == "ご購入手続き"
     page(browser, "11-checkout-ja")

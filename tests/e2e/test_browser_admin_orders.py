@@ -131,7 +131,9 @@ def bulk_cancel(browser: WebDriver, stack: Stack, unpaid: list[str]) -> None:
     click(browser, "bulk-go")
     assert wait_for(lambda: browser.find_elements(By.ID, "bulk-results"))
     assert browser.current_url == preview
-    assert f"{len(unpaid)} of {len(unpaid)} orders were cancelled." in flash(browser)
+    assert wait_for(
+        lambda: f"{len(unpaid)} of {len(unpaid)} orders were cancelled." in flash(browser)
+    ), flash(browser)
     page(browser, "49-admin-bulk-done")
     assert {stack.order(n)["status"] for n in unpaid} == {"cancelled"}
 

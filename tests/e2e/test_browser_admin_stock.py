@@ -72,7 +72,7 @@ def _import_counts(browser: WebDriver, stack: Stack, tmp_path: Path) -> None:
     assert stack.levels()["TEA"]["on_hand"] == 10  # the preview wrote nothing
     browser.find_element(By.ID, "import-apply").click()
     assert wait_for(lambda: browser.current_url.endswith("/admin/stock"))
-    assert "Import applied: 2 SKUs changed." in flash(browser)
+    assert wait_for(lambda: "Import applied: 2 SKUs changed." in flash(browser)), flash(browser)
     assert {s: v["on_hand"] for s, v in stack.levels().items()} == {"TEA": 12, "MUG": 4, "CUP": 1}
 
 
@@ -107,7 +107,7 @@ def _new_product(browser: WebDriver, stack: Stack, tmp_path: Path) -> None:
     page(browser, "45-admin-product-new")
     browser.find_element(By.ID, "save-product").click()
     assert wait_for(lambda: browser.current_url.endswith("/admin/products/LEAF")), flash(browser)
-    assert "LEAF was created." in flash(browser)
+    assert wait_for(lambda: "LEAF was created." in flash(browser)), flash(browser)
     assert wait_for(lambda: browser.execute_script(
         "return document.getElementById('current-picture').naturalWidth") == 480)  # fmt: skip
     page(browser, "46-admin-product")

@@ -1,6 +1,7 @@
 """Through gunicorn: tax per rate, the zone's shipping fee and the delivery choice in the
 checkout answer, the order status and the admin order; a bad address or delivery is a
-readable 400; the bank-transfer order's mail is sent by `ecshop mail send` once."""
+readable 400; the bank-transfer order's mail is sent once, right after the checkout by the
+worker that took it, or by `ecshop mail send` where that is turned off."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ ADDRESS = {"postal_code": "900-0001", "prefecture": "沖縄県", "city": "那覇
 ACCOUNT = "Example Bank 123-4567"
 
 
-def shop(make_stack, tmp_path, setup="embedded"):
-    stack = make_stack(setup, ECSHOP_MAIL_DIR=str(tmp_path / "mail"),
+def shop(make_stack, tmp_path, setup="embedded", **env):
+    stack = make_stack(setup, ECSHOP_MAIL_DIR=str(tmp_path / "mail"), **env,
                        ECSHOP_PLUGIN_SHIPPING_FEE_ZONES="hokkaido:1200,okinawa:1500",
                        ECSHOP_DELIVERY_SLOTS="morning,14-16,18-20",
                        ECSHOP_DELIVERY_RANGE_DAYS="7")  # fmt: skip
@@ -83,13 +84,29 @@ def test_a_bad_address_or_delivery_is_a_readable_400(make_stack, tmp_path):
     assert stack.orders() == []
 
 
+@pytest.mark.parametrize("setup", SETUPS)
+def test_the_order_mail_goes_out_right_after_the_checkout(make_stack, tmp_path, setup):
+    """No reconciler loop, no command: the worker that took the order sends its mail."""
+    stack = shop(make_stack, tmp_path, setup)
+    resp = checkout(stack, gateway="bank_transfer")
+    assert resp.status_code == 201, resp.text
+    number = resp.json()["number"]
+    assert wait_for(lambda: stack.order(number)["mail"][0]["status"] == "sent")
+    [mail] = stack.order(number)["mail"]
+    assert (mail["kind"], mail["attempts"]) == ("order_received", 1)
+    [path] = (tmp_path / "mail").glob("*.eml")
+    assert number in path.read_text(errors="replace")
+    assert "sent=0" in stack.cli("mail", "send").stdout  # nothing left to send
+
+
 def test_the_bank_transfer_order_mail_is_sent_once_by_the_cli(make_stack, tmp_path):
-    stack = shop(make_stack, tmp_path)
+    stack = shop(make_stack, tmp_path, ECSHOP_MAIL_PROMPT="0")
     resp = checkout(stack, gateway="bank_transfer")
     assert resp.status_code == 201, resp.text
     placed = resp.json()
     folder = tmp_path / "mail"
-    assert not list(folder.glob("*.eml"))  # the server's loop is off: nothing sent yet
+    # the server's loop and its prompt sending are off: nothing sent yet
+    assert not list(folder.glob("*.eml"))
     done = stack.cli("mail", "send")
     assert done.returncode == 0 and "sent=1" in done.stdout, done.stdout + done.stderr
     assert "sent=0" in stack.cli("mail", "send").stdout
