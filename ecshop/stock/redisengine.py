@@ -102,6 +102,8 @@ class RedisStockEngine(EngineBase):
         code = reply[0]
         if code in (0, 1) and reply[1]:
             metrics.HOLD_EXPIRED.inc(int(reply[1]))
+            log.info("gave back %d expired hold(s) on the SKUs of %s before holding for it",
+                     int(reply[1]), token)  # fmt: skip
         if code == 0:
             if reply[2]:
                 metrics.HOLD_GRANTED.inc()
@@ -245,6 +247,7 @@ class RedisStockEngine(EngineBase):
                 return total
             total += done
             metrics.HOLD_EXPIRED.inc(done)
+            log.info("swept %d expired hold(s): their units are back on sale", done)
             if done < SWEEP_BATCH:
                 return total
 

@@ -10,6 +10,7 @@ transaction (a checkout is then one durable commit).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -22,6 +23,8 @@ from ecshop.stock._base import EngineBase
 from ecshop.stock._types import NEVER, Levels, check_text, check_token, check_ttl
 from ecshop.stockcore import core
 from ecshop.store import Store, Tx
+
+log = logging.getLogger("ecshop.stock")
 
 SWEEP_BATCH = 1000
 
@@ -87,6 +90,8 @@ class SQLStockEngine(EngineBase):
             )
         if expired:
             metrics.HOLD_EXPIRED.inc(len(expired))
+            log.info("gave back expired hold(s) %s before holding for %s",
+                     ", ".join(sorted(expired)), token)  # fmt: skip
         metrics.HOLD_GRANTED.inc()
 
     def commit(self, token: str) -> bool:
@@ -208,6 +213,7 @@ class SQLStockEngine(EngineBase):
                 self._drop(tx, tokens, "held")
             total += len(tokens)
             metrics.HOLD_EXPIRED.inc(len(tokens))
+            log.info("swept expired hold(s) %s: their units are back on sale", ", ".join(tokens))
 
     def audit(self) -> list[dict[str, Any]]:
         """Per-SKU drift between ``available`` and ``on_hand - held - sold``; empty when none."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -127,6 +128,23 @@ def test_holds_are_counted_granted_refused_and_expired(
     expire_hold(shelf, stock_store, "o2")
     assert shelf.sweep() == 1
     assert holds() == [2, 1, 2]
+
+
+def test_every_hold_given_back_on_expiry_is_logged_at_info(
+    shelf: Any, stock_store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ecshop.stock")
+    shelf.reserve("o1", [("CUP", 2)], ttl=60)
+    assert not [r for r in caplog.records if "expired" in r.getMessage()]
+    expire_hold(shelf, stock_store, "o1")
+    shelf.reserve("o2", [("CUP", 2)], ttl=60)  # takes o1's units back on the way
+    expire_hold(shelf, stock_store, "o2")
+    assert shelf.sweep() == 1
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    [lazily] = [m for m in lines if m.startswith("gave back")]
+    [swept] = [m for m in lines if m.startswith("swept")]
+    assert "o2" in lazily and ("o1" in lazily or "1 expired" in lazily)
+    assert "back on sale" in swept
 
 
 def test_release_and_restock_are_idempotent(shelf: Any, mirror: OrderMirror) -> None:
