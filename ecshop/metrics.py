@@ -151,7 +151,8 @@ GROUP_COMMITS = _counter(
     "ecshop_group_commits_total", "Durable commits made by group commit (ECSHOP_GROUP_COMMIT)."
 )
 GROUP_COMMIT_WRITES = _counter(
-    "ecshop_group_commit_writes_total", "Transactions written through group commits."
+    "ecshop_group_commit_writes_total",
+    "Transactions written through group commits (checkouts, notifications' journal rows).",
 )
 
 # -- build and processes ---------------------------------------------------------------

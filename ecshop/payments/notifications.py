@@ -18,7 +18,7 @@ from typing import Any
 from ecshop.errors import GatewayError, IllegalTransition, NotFound, SignatureError
 from ecshop.orders import NEEDS_ATTENTION, OrderService, load, may
 from ecshop.payments.base import PaymentEvent, PaymentStatus, refund_through
-from ecshop.store import DuplicateKey, Store
+from ecshop.store import DuplicateKey, Store, Tx
 
 log = logging.getLogger("ecshop.payments")
 
@@ -126,14 +126,20 @@ class PaymentService:
             SignatureError: the event id was journaled for another order or another
                 kind of event (a replayed id, never a duplicate to drop silently).
         """
+
+        def write(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO payments_journal (gateway, event_id, order_number, type, amount, currency, "
+                "payment_id, refund_id, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (gateway, str(event.id), str(event.order), event.type, int(event.amount), event.currency,
+                 event.payment_id, _refund_id(event), _payload(event), time.time()),
+            )  # fmt: skip
+
         try:
-            with self.store.tx() as tx:
-                tx.execute(
-                    "INSERT INTO payments_journal (gateway, event_id, order_number, type, amount, currency, "
-                    "payment_id, refund_id, payload_json, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (gateway, str(event.id), str(event.order), event.type, int(event.amount), event.currency,
-                     event.payment_id, _refund_id(event), _payload(event), time.time()),
-                )  # fmt: skip
+            # PERF: like a checkout's order, the journal row may share its durable commit
+            # with concurrent requests of this process (group commit); it is durable
+            # before this returns either way.
+            self.store.grouped(write)
         except DuplicateKey:
             with self.store.read() as tx:
                 first = tx.one(
@@ -165,11 +171,10 @@ class PaymentService:
     def apply(self, gateway: str, event: Any) -> str:
         """Apply a journaled event to its order (idempotent) and mark it applied."""
         outcome = self._apply(gateway, event, actor=f"gateway:{gateway}")
-        with self.store.tx() as tx:
-            tx.execute(
-                "UPDATE payments_journal SET outcome = ?, applied_at = ? WHERE gateway = ? AND event_id = ?",
-                (outcome, time.time(), gateway, str(event.id)),
-            )
+        self.store.grouped(lambda tx: tx.execute(
+            "UPDATE payments_journal SET outcome = ?, applied_at = ? WHERE gateway = ? AND event_id = ?",
+            (outcome, time.time(), gateway, str(event.id)),
+        ))  # fmt: skip
         return outcome
 
     def _apply(self, gateway: str, event: Any, *, actor: str) -> str:

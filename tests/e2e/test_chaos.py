@@ -95,9 +95,10 @@ def chaos_run(make_stack, setup, total):
     time.sleep(3)  # let the gateway's retries of delivered notifications finish
     if setup == GROUPED:
         commits, writes = group_commit_counts(stack)
-        assert writes == total, "every checkout goes through the group"
+        # every checkout goes through the group, and so do the notifications' journal rows
+        assert writes >= total + 1, "every checkout goes through the group"
         assert writes > commits > 0, "concurrent checkouts never shared a commit"
-        print(f"\ngroup commit: {writes} checkout writes in {commits} commits")
+        print(f"\ngroup commit: {writes} writes ({total} checkouts) in {commits} commits")
     # Every hold time (2 s) is over and no reconciler pass has run: buyers whose
     # notification was dropped have paid, and a new wave buys now. Their units must not
     # be sold again before the reconciler has asked the gateway.
