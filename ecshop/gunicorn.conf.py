@@ -74,7 +74,8 @@ def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
 
 def on_starting(server):  # type: ignore[no-untyped-def]
     """Give the workers one folder to share their metrics in (``ecshop.metrics``); let
-    WINCH stop the old master's workers during a USR2 upgrade (``ecshop._arbiter``)."""
+    the old workers serve until the new ones do, on HUP and on a USR2 upgrade
+    (``ecshop._arbiter``)."""
     share_metrics_dir(server, load_config())
     keep_serving(server)
 

@@ -1,5 +1,7 @@
-"""What ecshop changes in gunicorn's master, on a stand-in arbiter: WINCH stops the old
-master's workers only during an upgrade."""
+"""What ecshop changes in gunicorn's master, on a stand-in arbiter: a reload keeps the
+old workers until the new ones serve, workers are marked as serving at their first
+heartbeat, and WINCH stops the old master's workers only during an upgrade.
+(tests/e2e/test_zero_downtime.py runs them in a real gunicorn under load.)"""
 
 from __future__ import annotations
 
@@ -82,7 +84,48 @@ def started() -> Arbiter:
     arbiter = Arbiter()
     keep_serving(arbiter)
     arbiter.manage_workers()
+    beat(arbiter, 101, 102)
+    arbiter.manage_workers()
     return arbiter
+
+
+def test_a_worker_is_marked_serving_at_its_first_heartbeat(caplog):
+    arbiter = Arbiter()
+    keep_serving(arbiter)
+    with caplog.at_level(logging.INFO, "test.arbiter"):
+        arbiter.manage_workers()
+        arbiter.manage_workers()
+        assert [w.booted for w in arbiter.WORKERS.values()] == [False, False]
+        beat(arbiter, 102)
+        arbiter.reap_workers()
+    assert [w.booted for w in arbiter.WORKERS.values()] == [False, True]
+    assert caplog.messages == ["worker 102 serves"]
+
+
+def test_a_reload_keeps_the_old_workers_until_every_new_one_serves():
+    arbiter = started()
+    arbiter.reload()  # HUP
+    assert sorted(arbiter.WORKERS) == [101, 102, 103, 104] and arbiter.killed == []
+    beat(arbiter, 103)
+    arbiter.reap_workers()
+    arbiter.manage_workers()
+    assert arbiter.killed == []  # 104 is still loading the shop
+    beat(arbiter, 104)
+    arbiter.reap_workers()
+    assert arbiter.killed == [(101, signal.SIGTERM), (102, signal.SIGTERM)]
+    arbiter.exit(101)
+    arbiter.exit(102)
+    arbiter.manage_workers()
+    assert sorted(arbiter.WORKERS) == [103, 104] and len(arbiter.killed) == 2
+
+
+def test_old_workers_stay_when_every_new_one_died_loading():
+    arbiter = started()
+    arbiter.reload()
+    arbiter.exit(103)
+    arbiter.exit(104)
+    arbiter.manage_workers()
+    assert sorted(arbiter.WORKERS) == [101, 102] and arbiter.killed == []
 
 
 def test_winch_stops_the_workers_of_a_master_that_started_a_new_one():
