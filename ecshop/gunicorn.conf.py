@@ -11,6 +11,7 @@ first line against slow clients.
 
 import sys
 
+from ecshop._arbiter import keep_serving
 from ecshop._gunicorn import (
     bound_body,
     drop_made_metrics_dir,
@@ -72,8 +73,11 @@ def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
-    """Give the workers one folder to share their metrics in (``ecshop.metrics``)."""
+    """Give the workers one folder to share their metrics in (``ecshop.metrics``); let
+    the old workers serve until the new ones do, on HUP and on a USR2 upgrade
+    (``ecshop._arbiter``)."""
     share_metrics_dir(server, load_config())
+    keep_serving(server)
 
 
 def pre_exec(server):  # type: ignore[no-untyped-def]

@@ -281,9 +281,9 @@ def test_payments_are_never_rate_limited(tmp_path: Path, shop: Serve) -> None:
 
 def test_reload_by_hup_swaps_the_workers_and_keeps_serving(nginx: Nginx, shop: Serve) -> None:
     """What ``systemctl reload ecshop`` does (ExecReload=/bin/kill -HUP $MAINPID): the
-    master and its socket stay, new workers replace the old ones. Until a new worker has
-    booted, a request that waited past ECSHOP_SHED_QUEUE_MS is shed (503 with
-    Retry-After); nginx never finds the socket closed (502)."""
+    master and its socket stay, new workers replace the old ones, which serve until the
+    new ones do (tests/e2e/test_zero_downtime.py counts every request across it); nginx
+    never finds the socket closed (502), nor is a request shed (503)."""
     before = until(shop.workers, "no gunicorn worker")
     assert shop.proc is not None
     shop.proc.send_signal(signal.SIGHUP)
@@ -295,4 +295,4 @@ def test_reload_by_hup_swaps_the_workers_and_keeps_serving(nginx: Nginx, shop: S
         return 200 in seen
 
     until(served, "the shop did not serve after the reload")
-    assert seen <= {200, 503} and shop.proc.poll() is None
+    assert seen == {200} and shop.proc.poll() is None
