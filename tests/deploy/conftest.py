@@ -92,9 +92,9 @@ def answers(url: str) -> bool:
 class Serve:
     """``ecshop serve`` as the service runs it: migrate, then gunicorn in the same process."""
 
-    def __init__(self, env: dict[str, str], port: int, directory: Path) -> None:
+    def __init__(self, env: dict[str, str], port: int, directory: Path, workers: int = 1) -> None:
         self.env, self.port, self.log = env, port, directory / "serve.log"
-        self.directory = directory
+        self.directory, self.worker_count = directory, workers
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -105,7 +105,7 @@ class Serve:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "ecshop.cli", "serve", "--bind", f"127.0.0.1:{self.port}",
-                 "--workers", "1"],
+                 "--workers", str(self.worker_count)],
                 env={**os.environ, **self.env}, cwd=self.directory, stdout=out, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:

@@ -24,7 +24,7 @@ from ecshop.reconcile import LEASE, lease_holder
 from ecshop.store import open_store
 from ecshop.testing.servers import free_port
 from ecshop.testing.shop import ShopProcess
-from tests.deploy.test_nginx import FromAddress, Nginx
+from tests.deploy.nginx import FromAddress, Nginx
 
 pytestmark = pytest.mark.slow
 
