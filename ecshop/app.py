@@ -62,6 +62,7 @@ from ecshop.resources.middleware import (
 )
 from ecshop.resources.openapi import OpenAPIResource
 from ecshop.resources.ratelimit import RateLimiter
+from ecshop.resources.shedding import EarlyShed
 from ecshop.sessions import SessionStore
 from ecshop.signing import return_links
 from ecshop.stock import open_engine
@@ -185,6 +186,20 @@ class ShopApp(falcon.App):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.route_table: list[tuple[str, Any, str | None]] = []
+        #: answers storefront requests that queued too long before the app sees them
+        self.early_shed: EarlyShed | None = None
+
+    def __call__(self, env: Any, start_response: Any) -> Any:
+        shed = self.early_shed
+        if shed is not None:
+            answer = shed(env, start_response)
+            if answer is not None:
+                return answer
+        return super().__call__(env, start_response)
+
+    def shed_early(self, limit_ms: int) -> None:
+        """Shed before the app (:mod:`ecshop.resources.shedding`); 0 turns it off."""
+        self.early_shed = EarlyShed(self, super().__call__, limit_ms) if limit_ms else None
 
     def add_route(self, uri_template: str, resource: object, **kwargs: Any) -> None:
         self.route_table.append((uri_template, resource, kwargs.get("suffix")))
@@ -364,4 +379,5 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))
     shop.hooks.do_action("shop_started", shop)
     app.shop = shop  # type: ignore[attr-defined]
+    app.shed_early(shop.config.shed_queue_ms)
     return app

@@ -4,7 +4,7 @@ The test walks the app's own route table, so a route added later is covered with
 editing it. Every route is asked for under many spellings of its path (``//``, ``///``,
 absolute-form targets, encoded slashes, dot segments, a trailing slash) on a real
 gunicorn: whatever spelling the router resolves to an admin route must meet the admin
-guard, and maintenance mode must close exactly the storefront routes.
+guard, and maintenance mode and load shedding must close exactly the storefront routes.
 """
 
 from __future__ import annotations
@@ -65,10 +65,11 @@ def spellings(path: str, port: int) -> list[str]:
     ]
 
 
-def send(port: int, method: str, target: str, token: str | None) -> tuple[int, str]:
+def send(port: int, method: str, target: str, token: str | None,
+         extra: dict[str, str] | None = None) -> tuple[int, str]:  # fmt: skip
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **(extra or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         body = b"{}" if method in ("POST", "PUT", "PATCH") else None
@@ -139,3 +140,26 @@ def test_maintenance_closes_the_storefront_lane_under_every_spelling(
             assert code != "maintenance", f"{method} {target} ({lane}) was closed"
         else:
             assert (status, code) == (503, "maintenance"), f"{method} {target}: {status} {code}"
+
+
+def test_shedding_answers_exactly_the_storefront_lane_under_every_spelling(
+    make_stack: Any, tmp_path: Path
+) -> None:
+    """A request stamped as queued for a minute: every storefront spelling is shed, by
+    the WSGI-level shedder or the middleware; no payments, admin or service spelling is."""
+    stack = make_stack("embedded", ECSHOP_SHED_QUEUE_MS="1000")
+    port = stack.shop.port
+    table = list(routes(tmp_path))
+    stale = {"X-Request-Start": f"t={time.time() - 60:.3f}"}
+    shed = 0
+    for method, path, lane in table:
+        for target in spellings(path, port):
+            if unrouted(*send(port, method, target, stack.admin_token)):
+                continue
+            status, code = send(port, method, target, stack.admin_token, stale)
+            if lane in ALWAYS_OPEN:
+                assert code != "overloaded", f"{method} {target} ({lane}) was shed"
+            else:
+                assert (status, code) == (503, "overloaded"), f"{method} {target}: {status} {code}"
+                shed += 1
+    assert shed >= 2 * len([1 for _, _, lane in table if lane not in ALWAYS_OPEN])
