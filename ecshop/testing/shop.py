@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ class ShopProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    _made_folder: str = ""
 
     def __post_init__(self) -> None:
         if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
@@ -41,7 +43,9 @@ class ShopProcess:
         if "ECSHOP_DATA_DIR" not in self.env and not url.startswith("sqlite:"):
             # A shop on MariaDB has no database folder to keep its pid file and control
             # socket in: each test shop gets a folder of its own.
-            self.env["ECSHOP_DATA_DIR"] = tempfile.mkdtemp(prefix="ecshop-shop-")
+            self.env["ECSHOP_DATA_DIR"] = self._made_folder = tempfile.mkdtemp(
+                prefix="ecshop-shop-"
+            )
 
     @property
     def url(self) -> str:
@@ -107,3 +111,9 @@ class ShopProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def cleanup(self) -> None:
+        """Stop, and remove the data folder made for this shop (if one was made)."""
+        self.stop()
+        if self._made_folder:
+            shutil.rmtree(self._made_folder, ignore_errors=True)

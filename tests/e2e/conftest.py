@@ -161,7 +161,7 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
 
     yield make
     for proc in reversed(started):
-        proc.stop()
+        getattr(proc, "cleanup", proc.stop)()
 
 
 @pytest.fixture(params=[DESKTOP, PHONE])
