@@ -129,7 +129,12 @@ def make_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Calla
         gateway = SandboxGatewayProcess(directory=tmp_path, switches=switches or {}).start()
         started.append(gateway)
         if setup in ("embedded", GROUPED):
-            store_url = f"sqlite:///{tmp_path}/shop.db"
+            # NOTE: each shop of a test has its own data folder (its pid file says one
+            # gunicorn per folder): the first in tmp_path, the next ones below it.
+            shops = sum(isinstance(p, ShopProcess) for p in started)
+            folder = tmp_path / f"shop-{shops + 1}" if shops else tmp_path
+            folder.mkdir(exist_ok=True)
+            store_url = f"sqlite:///{folder}/shop.db"
             extra: dict[str, str] = {}
             if setup == GROUPED:
                 extra = {"ECSHOP_THREADS": "8", "ECSHOP_GROUP_COMMIT": "auto"}
