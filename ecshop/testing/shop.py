@@ -33,6 +33,8 @@ class ShopProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    #: the WSGI app gunicorn serves (any app answering ``GET /healthz`` starts alike)
+    app: str = "ecshop.app:create_app()"
 
     def __post_init__(self) -> None:
         if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
@@ -63,7 +65,7 @@ class ShopProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), *self.extra_args, "ecshop.app:create_app()"],
+             "--workers", str(self.workers), *self.extra_args, self.app],
             env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 30
