@@ -14,14 +14,15 @@ with figures made up for the purpose:
   more checkouts per second than the SQL engine with the same workers and threads: it
   is one more server to run, so it has to pay for itself here.
 - **unix socket**: recommended, per server (Redis, MariaDB), when its round trip over
-  the socket was at least :data:`NOISE` shorter than over TCP.
+  the socket was at least :data:`NOISE` shorter than over TCP; a Redis the bench
+  started for the comparison counts only when Redis is recommended.
 
 A recommendation that was not measured has the value ``None`` and says why.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 P99_LIMIT_MS = 300.0
@@ -49,7 +50,7 @@ def capacity(steps: Sequence[Figures], limit_ms: float = P99_LIMIT_MS) -> dict[s
                f"no step kept p99 within {limit_ms:.0f} ms with at most {ERROR_SHARE:.0%} "
                f"errors; with {first['clients']} clients p99 was {first['p99_ms']:.0f} ms "
                f"and {first['errors']} of {first['count'] + first['errors']} failed")  # fmt: skip
-        return {"orders_per_minute": 0, "orders_per_second": 0.0, "clients": None,
+        return {"orders_per_minute": 0, "at_least": False, "orders_per_second": 0.0, "clients": None,
                 "p50_ms": None, "p99_ms": None, "limit_ms": limit_ms, "why": why}  # fmt: skip
     best = max(good, key=lambda s: s["per_second"])
     slower = [s["clients"] for s in steps if not qualifies(s, limit_ms)]
@@ -59,7 +60,11 @@ def capacity(steps: Sequence[Figures], limit_ms: float = P99_LIMIT_MS) -> dict[s
            f"{best['p99_ms']:.0f} ms), that is {best['per_second'] * 60:.0f} orders a minute")  # fmt: skip
     if slower:
         why += f"; the steps with {', '.join(map(str, slower))} clients did not keep up"
-    return {"orders_per_minute": round(best["per_second"] * 60),
+    largest = best["clients"] == max(s["clients"] for s in steps)
+    if largest:
+        why += ("; that was the sweep's largest step, so the server may take more "
+                "(a larger --max-clients would tell)")  # fmt: skip
+    return {"orders_per_minute": round(best["per_second"] * 60), "at_least": largest,
             "orders_per_second": best["per_second"], "clients": best["clients"],
             "p50_ms": best["p50_ms"], "p99_ms": best["p99_ms"], "limit_ms": limit_ms,
             "why": why}  # fmt: skip
@@ -120,8 +125,11 @@ def redis(sql: Figures | None, with_redis: Figures | None, why_not: str = "") ->
                                    "server fewer to run is the better deal here"}  # fmt: skip
 
 
-def unix_socket(transports: Mapping[str, Figures], why_not: str = "") -> dict[str, Any]:
-    """Per server, a unix socket when its round trip was measurably shorter than TCP's."""
+def unix_socket(
+    transports: Mapping[str, Figures], why_not: str = "", unused: Collection[str] = ()
+) -> dict[str, Any]:
+    """Per server, a unix socket when its round trip was measurably shorter than TCP's;
+    a server in ``unused`` (one the shop would not run) gets no say."""
     verdicts: dict[str, Any] = {}
     for server, t in transports.items():
         if t.get("skipped"):
@@ -129,7 +137,12 @@ def unix_socket(transports: Mapping[str, Figures], why_not: str = "") -> dict[st
             continue
         tcp, unix = t["tcp_us"], t["unix_us"]
         figures = f"a round trip to {server} took {unix:.0f} µs over its unix socket, {tcp:.0f} µs over TCP"
-        if unix <= tcp * (1 - NOISE):
+        if server in unused:
+            verdicts[server] = {
+                "value": None,
+                "why": f"{figures}, but the shop would not use {server}",
+            }
+        elif unix <= tcp * (1 - NOISE):
             verdicts[server] = {"value": True, "why": f"{figures}: {1 - unix / tcp:.0%} less"}
         else:
             verdicts[server] = {"value": False, "why": f"{figures}: less than {NOISE:.0%} apart"}
@@ -148,12 +161,16 @@ def recommend(figures: Figures) -> dict[str, Any]:
     candidates = [c for c in settings.get("candidates", []) if c.get("grid")]
     engines = settings.get("engines") or {}
     picked = workers_and_threads(candidates, why_not=skipped)
+    verdict = redis(engines.get("sql"), engines.get("redis"),
+                    settings.get("engines_skipped") or skipped)  # fmt: skip
+    transports = figures.get("transports") or {}
+    # a Redis of the bench's own, measured for the comparison, counts only if recommended
+    unused = [s for s, t in transports.items() if t.get("used") is False and not verdict["value"]]
     return {
         "p99_limit_ms": P99_LIMIT_MS,
         "capacity": capacity((figures.get("sweep") or {}).get("steps", [])),
         "workers": picked["workers"],
         "threads": picked["threads"],
-        "redis": redis(engines.get("sql"), engines.get("redis"),
-                       settings.get("engines_skipped") or skipped),
-        "unix_socket": unix_socket(figures.get("transports") or {}, why_not=skipped),
-    }  # fmt: skip
+        "redis": verdict,
+        "unix_socket": unix_socket(transports, why_not=skipped, unused=unused),
+    }

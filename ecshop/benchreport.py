@@ -176,7 +176,8 @@ class BenchReport:
                 f"capacity: none measured at p99 <= {cap['limit_ms']:.0f} ms ({cap['why']})"
             )
         else:
-            lines.append(f"capacity: {cap['orders_per_minute']} orders per minute at p99 <= "
+            lines.append(f"capacity: {'at least ' if cap['at_least'] else ''}"
+                         f"{cap['orders_per_minute']} orders per minute at p99 <= "
                          f"{cap['limit_ms']:.0f} ms ({cap['clients']} clients, p99 "
                          f"{cap['p99_ms']:.0f} ms)")  # fmt: skip
         return lines

@@ -353,7 +353,8 @@ class Bench:
         found = {}
         redis_url = self.redis_url or (redis.url if redis is not None else "")
         if redis_url:
-            found["redis"] = redis_round_trips(redis_url)
+            # "used": the shop was given this Redis (not one of the bench's own)
+            found["redis"] = {**redis_round_trips(redis_url), "used": bool(self.redis_url)}
         if (self.database_url or "").startswith("mysql"):
             found["mariadb"] = mysql_round_trips(self.database_url or "")
         return found

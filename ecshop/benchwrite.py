@@ -92,7 +92,8 @@ def _recommendation(r: dict[str, Any]) -> list[str]:
 
     return [
         "## Recommendation", "",
-        f"- **Capacity: {cap['orders_per_minute']} orders per minute** with p99 ≤ "
+        f"- **Capacity: {'at least ' if cap['at_least'] else ''}{cap['orders_per_minute']} "
+        f"orders per minute** with p99 ≤ "
         f"{cap['limit_ms']:.0f} ms" + (f" ({cap['clients']} concurrent clients)" if cap["clients"] else ""),
         f"- **Workers: {value(r['workers']['value'])}**, **threads per worker "
         f"(`ECSHOP_THREADS`): {value(r['threads']['value'])}**",

@@ -134,7 +134,10 @@ def check_report(folder, figures, done):
     for heading in ("## Recommendation", "## How this was derived", "## Concurrency sweep",
                     "## Ceilings side by side", "## Settings side by side", "## Round trips"):  # fmt: skip
         assert heading in text
-    assert f"**Capacity: {rec['capacity']['orders_per_minute']} orders per minute**" in text
+    at_least = "at least " if rec["capacity"]["at_least"] else ""
+    assert (
+        f"**Capacity: {at_least}{rec['capacity']['orders_per_minute']} orders per minute**" in text
+    )
     plotted = importlib.util.find_spec("matplotlib") is not None
     assert (folder / "sweep.png").exists() == plotted
     assert ("![sweep](sweep.png)" in text) == plotted

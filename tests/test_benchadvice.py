@@ -24,7 +24,13 @@ def test_capacity_is_the_fastest_step_that_keeps_p99_within_300_ms():
     cap = capacity(steps)
     # 16 clients were faster, but past the limit: 8 clients at 340/s is what it takes
     assert (cap["clients"], cap["orders_per_minute"], cap["p99_ms"]) == (8, 340 * 60, 290)
-    assert "16, 32 clients did not keep up" in cap["why"]
+    assert "16, 32 clients did not keep up" in cap["why"] and not cap["at_least"]
+
+
+def test_a_sweep_whose_largest_step_keeps_up_says_the_server_may_take_more():
+    cap = capacity([step(1, 100, 20), step(2, 180, 40), step(4, 190, 80)])
+    assert cap["clients"] == 4 and cap["at_least"]
+    assert "the server may take more" in cap["why"]
 
 
 def test_a_faster_step_past_the_limit_never_counts_and_a_slower_later_one_can():
@@ -109,6 +115,13 @@ def test_recommend_reads_every_part_from_the_run_figures():
     assert (r["workers"]["value"], r["threads"]["value"]) == (2, 8)
     assert (r["redis"]["value"], r["unix_socket"]["value"]) == (True, True)
     assert r["p99_limit_ms"] == 300
+    # a Redis of the bench's own has no say on sockets unless Redis is recommended
+    own = {"redis": {"tcp_us": 80.0, "unix_us": 60.0, "used": False}}
+    assert recommend({**figures, "transports": own})["unix_socket"]["value"] is True
+    slower = {**figures["settings"], "engines": {"sql": sql, "redis": setting(2, 8, 190, 40)}}
+    mine = recommend({**figures, "settings": slower, "transports": own})
+    assert mine["redis"]["value"] is False and mine["unix_socket"]["value"] is None
+    assert "the shop would not use redis" in mine["unix_socket"]["why"]
     remote = recommend({"settings": {"skipped": "a running shop's settings are its own"}})
     assert remote["workers"]["value"] is None and remote["redis"]["value"] is None
     assert "a running shop's settings are its own" in remote["unix_socket"]["why"]
