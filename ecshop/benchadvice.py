@@ -7,12 +7,16 @@ with figures made up for the purpose:
   :data:`P99_LIMIT_MS` and whose errors are at most :data:`ERROR_SHARE` of their
   requests qualify; the one with the most checkouts per second gives the orders per
   minute the server can take (and at how many clients).
+- **the noise of the run**: every setting and ceiling is measured in an early and a late
+  slot; the largest relative difference between the two slots of one (:func:`spread`), or
+  :data:`NOISE` if larger, is how far two figures of this run must be apart to count.
 - **workers and threads**: of the settings measured side by side, those that qualify
-  the same way; the one with the most checkouts per second. Settings within
-  :data:`NOISE` of it are named as just as good.
-- **Redis**: recommended when the Redis stock engine placed at least :data:`NOISE`
-  more checkouts per second than the SQL engine with the same workers and threads: it
-  is one more server to run, so it has to pay for itself here.
+  the same way; the one with the most checkouts per second, unless it beat the shop's
+  current setting by less than the noise: then the current one stays. Settings within
+  the noise of the fastest are named as just as good.
+- **Redis**: recommended when the Redis stock engine placed more checkouts per second
+  than the SQL engine with the same workers and threads, by more than the noise: it is
+  one more server to run, so it has to pay for itself here.
 - **unix socket**: recommended, per server (Redis, MariaDB), when its round trip over
   the socket was at least :data:`NOISE` shorter than over TCP; a Redis the bench
   started for the comparison counts only when Redis is recommended.
@@ -70,6 +74,24 @@ def capacity(steps: Sequence[Figures], limit_ms: float = P99_LIMIT_MS) -> dict[s
             "why": why}  # fmt: skip
 
 
+def spread(candidates: Sequence[Figures]) -> float:
+    """The largest relative difference between the slots of one setting (0 with fewer
+    than two slots each)."""
+    worst = 0.0
+    for c in candidates:
+        slots = c.get("slots") or []
+        mean = sum(slots) / len(slots) if slots else 0.0
+        if len(slots) >= 2 and mean > 0:
+            worst = max(worst, (max(slots) - min(slots)) / mean)
+    return worst
+
+
+def noise(candidates: Sequence[Figures]) -> float:
+    """How far apart two figures of this run must be to count: the measured spread, at
+    least :data:`NOISE`."""
+    return max(NOISE, spread(candidates))
+
+
 def setting_name(workers: int, threads: int) -> str:
     """``2 workers x 8 threads``."""
     return (f"{workers} worker{'s' if workers != 1 else ''} x "
@@ -81,47 +103,56 @@ def _label(c: Figures) -> str:
 
 
 def workers_and_threads(
-    candidates: Sequence[Figures], limit_ms: float = P99_LIMIT_MS, why_not: str = ""
-) -> dict[str, Any]:
+    candidates: Sequence[Figures], limit_ms: float = P99_LIMIT_MS, why_not: str = "",
+    current: str = "", margin: float = NOISE,
+) -> dict[str, Any]:  # fmt: skip
     """The fastest setting that keeps p99 within the limit (the fastest of all if none
-    does), and the settings within :data:`NOISE` of it."""
+    does), unless the ``current`` one (by name) keeps up and is within ``margin`` of it;
+    and the settings within ``margin`` of it."""
     if not candidates:
         why = f"not measured: {why_not or 'no settings were compared'}"
         return {"workers": {"value": None, "why": why}, "threads": {"value": None, "why": why}}
     good = [c for c in candidates if qualifies(c, limit_ms)]
     pool = good or list(candidates)
-    best = max(pool, key=lambda c: c["per_second"])
-    near = [
-        c for c in pool if c is not best and c["per_second"] >= best["per_second"] * (1 - NOISE)
-    ]
+    fastest = max(pool, key=lambda c: c["per_second"])
+    mine = next((c for c in pool if c["name"] == current), None)
+    stay = mine is not None and fastest["per_second"] <= mine["per_second"] * (1 + margin)
+    best = mine if stay and mine is not None else fastest
+    near = [c for c in pool if c is not best
+            and c["per_second"] >= fastest["per_second"] * (1 - margin)]  # fmt: skip
     table = "; ".join(f"{_label(c)} {c['per_second']:.1f}/s p99 {c['p99_ms']:.0f} ms"
                       for c in candidates)  # fmt: skip
-    why = (f"{_label(best)} placed the most checkouts per second ({best['per_second']:.1f}/s, "
-           f"p99 {best['p99_ms']:.0f} ms) of the settings measured side by side ({table})")  # fmt: skip
+    why = (f"{_label(fastest)} placed the most checkouts per second ({fastest['per_second']:.1f}/s, "
+           f"p99 {fastest['p99_ms']:.0f} ms) of the settings measured side by side ({table})")  # fmt: skip
     if not good:
         why += f"; none kept p99 within {limit_ms:.0f} ms, so the fastest is named"
+    if stay and best is not fastest:
+        why += (f"; that is within {margin:.0%} (this run's noise) of the current "
+                f"{_label(best)}, so it stays")  # fmt: skip
     if near:
-        why += (f"; within {NOISE:.0%} of it, so just as good here: "
+        why += (f"; within {margin:.0%} of the fastest, so just as good here: "
                 f"{', '.join(_label(c) for c in near)}")  # fmt: skip
     return {"workers": {"value": best["workers"], "why": why},
             "threads": {"value": best["threads"], "why": why},
             "setting": best["name"]}  # fmt: skip
 
 
-def redis(sql: Figures | None, with_redis: Figures | None, why_not: str = "") -> dict[str, Any]:
-    """Redis for the stock engine, when it measurably beat the SQL engine."""
+def redis(
+    sql: Figures | None, with_redis: Figures | None, why_not: str = "", margin: float = NOISE
+) -> dict[str, Any]:
+    """Redis for the stock engine, when it beat the SQL engine by more than ``margin``."""
     if sql is None or with_redis is None:
         return {"value": None, "why": f"not measured: {why_not or 'only one stock engine ran'}"}
     a, b = sql["per_second"], with_redis["per_second"]
     figures = (f"the Redis stock engine placed {b:.1f} checkouts/s (p99 {with_redis['p99_ms']:.0f} ms), "
                f"the SQL engine {a:.1f}/s (p99 {sql['p99_ms']:.0f} ms) with the same workers and "
                f"threads side by side")  # fmt: skip
-    if b >= a * (1 + NOISE):
+    if b > a * (1 + margin):
         return {
             "value": True,
             "why": f"{figures}: Redis is {b / a if a else 0:.2f}x, worth a server",
         }
-    return {"value": False, "why": f"{figures}: less than {NOISE:.0%} more with Redis, so one "
+    return {"value": False, "why": f"{figures}: not {margin:.0%} (this run's noise) more with Redis, so one "
                                    "server fewer to run is the better deal here"}  # fmt: skip
 
 
@@ -158,16 +189,21 @@ def recommend(figures: Figures) -> dict[str, Any]:
     """Every recommendation of a run, from its figures (``BenchReport.as_dict()``)."""
     settings = figures.get("settings") or {}
     skipped = settings.get("skipped", "")
-    candidates = [c for c in settings.get("candidates", []) if c.get("grid")]
+    every = settings.get("candidates", [])
+    ceilings = list(((figures.get("ceilings") or {}).get("routes") or {}).values())
+    margin = noise([*every, *ceilings])
+    candidates = [c for c in every if c.get("grid")]
     engines = settings.get("engines") or {}
-    picked = workers_and_threads(candidates, why_not=skipped)
+    picked = workers_and_threads(candidates, why_not=skipped, current=settings.get("current", ""),
+                                 margin=margin)  # fmt: skip
     verdict = redis(engines.get("sql"), engines.get("redis"),
-                    settings.get("engines_skipped") or skipped)  # fmt: skip
+                    settings.get("engines_skipped") or skipped, margin)  # fmt: skip
     transports = figures.get("transports") or {}
     # a Redis of the bench's own, measured for the comparison, counts only if recommended
     unused = [s for s, t in transports.items() if t.get("used") is False and not verdict["value"]]
     return {
         "p99_limit_ms": P99_LIMIT_MS,
+        "noise": {"value": margin, "spread": spread([*every, *ceilings]), "floor": NOISE},
         "capacity": capacity((figures.get("sweep") or {}).get("steps", [])),
         "workers": picked["workers"],
         "threads": picked["threads"],

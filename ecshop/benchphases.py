@@ -237,6 +237,7 @@ class Phases:
             self.drive(pool, url, sku, min(WARM_UP, self.step_seconds), False, f"{phase[0]}w-")
         seen: dict[str, Results] = {name: [] for name in targets}
         spent = dict.fromkeys(targets, 0.0)
+        slots: dict[str, list[float]] = {name: [] for name in targets}
         for i, name in enumerate(order):
             url, sku = targets[name]
             results, elapsed = self.drive(
@@ -244,7 +245,11 @@ class Phases:
             )
             seen[name] += results
             spent[name] += elapsed
-        routes = {name: checkout_figures(seen[name], spent[name]) for name in targets}
+            slots[name].append(sum(1 for r in results if r[0] == 201) / elapsed)
+        # each target's rate in its early and its late slot: how much the same thing
+        # varies within the run (ecshop.benchadvice.spread)
+        routes = {name: {**checkout_figures(seen[name], spent[name]), "slots": slots[name]}
+                  for name in targets}  # fmt: skip
         return {"clients": self.clients, "slot_seconds": self.step_seconds, "order": order,
                 "routes": routes}  # fmt: skip
 

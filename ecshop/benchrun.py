@@ -341,9 +341,10 @@ class Bench:
         report.settings = {"clients": self.clients, "slot_seconds": self.step_seconds,
                            "order": figures["order"], "candidates": candidates,
                            "engines": engines if len(engines) == 2 else {},
-                           "engines_skipped": skipped}  # fmt: skip
-        pick = benchadvice.workers_and_threads([c for c in candidates if c["grid"]])
-        best = next(t for t in targets if t.name == pick["setting"])
+                           "engines_skipped": skipped, "current": main.name}  # fmt: skip
+        pick = benchadvice.recommend(report.as_dict())  # the same figures as the report's
+        best = next(t for t in targets if t.grid and (t.workers, t.threads) == (
+            pick["workers"]["value"], pick["threads"]["value"]))  # fmt: skip
         for t in new:
             if t is not best:
                 t.shop.stop()

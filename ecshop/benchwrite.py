@@ -84,6 +84,11 @@ def _figures_table(rows: dict[str, dict[str, Any]], extra: str = "") -> list[str
 
 def _recommendation(r: dict[str, Any]) -> list[str]:
     cap = r["capacity"]
+    noise = r.get("noise") or {
+        "spread": 0.0,
+        "value": benchadvice.NOISE,
+        "floor": benchadvice.NOISE,
+    }
 
     def value(v: Any) -> str:
         return (
@@ -102,14 +107,16 @@ def _recommendation(r: dict[str, Any]) -> list[str]:
         "## How this was derived", "",
         f"Every figure below was measured in this run; nothing is a constant of ecshop's. A "
         f"step or setting *keeps up* when its p99 is at most {cap['limit_ms']:.0f} ms and at "
-        f"most {benchadvice.ERROR_SHARE:.0%} of its checkouts failed; differences under "
-        f"{benchadvice.NOISE:.0%} are taken as this machine's noise.", "",
+        f"most {benchadvice.ERROR_SHARE:.0%} of its checkouts failed. Each setting and "
+        f"ceiling ran in an early and a late slot; the most two slots of one differed here "
+        f"was {noise['spread']:.0%}, so differences under {noise['value']:.0%} (that, or "
+        f"{noise['floor']:.0%} if larger) are taken as this machine's noise.", "",
         f"- Capacity: the sweep step that kept up with the most checkouts per second, times "
         f"60: {cap['why']}.",
         f"- Workers and threads: the setting that kept up with the most checkouts per second "
-        f"side by side: {r['workers']['why']}.",
-        f"- Redis: only when it places {benchadvice.NOISE:.0%} more checkouts per second "
-        f"than the SQL engine: {r['redis']['why']}.",
+        f"side by side, unless the current one is within the noise of it: {r['workers']['why']}.",
+        f"- Redis: only when it places more checkouts per second than the SQL engine by more "
+        f"than the noise: {r['redis']['why']}.",
         f"- Unix sockets: when a round trip over the socket is {benchadvice.NOISE:.0%} "
         f"shorter than over TCP: {r['unix_socket']['why']}.", "",
     ]  # fmt: skip

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ecshop import benchadvice
 from ecshop.benchadvice import capacity, recommend, redis, unix_socket, workers_and_threads
 
@@ -12,9 +14,9 @@ def step(clients, per_second, p99_ms, errors=0, p50_ms=1.0):
             "p50_ms": p50_ms, "p99_ms": p99_ms, "errors": errors}  # fmt: skip
 
 
-def setting(workers, threads, per_second, p99_ms, errors=0, engine="sql", grid=True):
+def setting(workers, threads, per_second, p99_ms, errors=0, engine="sql", grid=True, slots=None):
     return {**step(0, per_second, p99_ms, errors), "workers": workers, "threads": threads,
-            "engine": engine, "grid": grid,
+            "engine": engine, "grid": grid, "slots": slots or [per_second, per_second],
             "name": benchadvice.setting_name(workers, threads)}  # fmt: skip
 
 
@@ -78,6 +80,37 @@ def test_settings_within_the_noise_are_named_and_none_keeping_up_names_the_faste
         "value": None,
         "why": "not measured: the settings are the shop's own",
     }
+
+
+def test_the_current_setting_stays_unless_another_beats_it_by_more_than_the_noise():
+    candidates = [setting(2, 8, 250, 50), setting(4, 1, 270, 50), setting(2, 1, 100, 50)]
+    stays = workers_and_threads(candidates, current="2 workers x 8 threads", margin=0.10)
+    assert (stays["workers"]["value"], stays["threads"]["value"]) == (2, 8)
+    assert (
+        "within 10% (this run's noise) of the current 2 workers x 8 threads"
+        in (stays["workers"]["why"])
+    )
+    moves = workers_and_threads(candidates, current="2 workers x 1 thread", margin=0.10)
+    assert (moves["workers"]["value"], moves["threads"]["value"]) == (4, 1)
+    # a current setting past the limit does not stay
+    late = [setting(2, 8, 260, 400), setting(4, 1, 250, 50)]
+    assert workers_and_threads(late, current="2 workers x 8 threads")["workers"]["value"] == 4
+
+
+def test_the_noise_is_the_most_one_setting_varied_between_its_slots():
+    steady = [setting(2, 8, 200, 50, slots=[195, 205]), setting(4, 8, 300, 50, slots=[295, 305])]
+    assert benchadvice.spread(steady) == pytest.approx(0.05)
+    assert benchadvice.noise(steady) == benchadvice.NOISE  # at least the floor
+    shaky = [*steady, setting(2, 1, 100, 50, slots=[60, 140])]
+    assert benchadvice.noise(shaky) == 0.8
+    # 20 % more with Redis counts on a steady run, not on a shaky one
+    sql, fast = setting(2, 8, 200, 50), setting(2, 8, 240, 40, engine="redis", grid=False)
+    calm = {"settings": {"candidates": [sql, fast], "engines": {"sql": sql, "redis": fast}}}
+    assert recommend(calm)["redis"]["value"] is True
+    rough = {"settings": {**calm["settings"],
+                          "candidates": [sql, fast, setting(4, 8, 100, 50, slots=[60, 140])]}}  # fmt: skip
+    assert recommend(rough)["redis"]["value"] is False
+    assert recommend(rough)["noise"] == {"value": 0.8, "spread": 0.8, "floor": benchadvice.NOISE}
 
 
 def test_redis_only_when_it_measurably_beats_the_sql_engine():
