@@ -74,15 +74,22 @@ def capacity(steps: Sequence[Figures], limit_ms: float = P99_LIMIT_MS) -> dict[s
             "why": why}  # fmt: skip
 
 
+def apart(a: float, b: float, margin: float) -> bool:
+    """True when one of ``a`` and ``b`` is more than ``1 + margin`` times the other."""
+    low, high = sorted((a, b))
+    return high > low * (1 + margin)
+
+
 def spread(candidates: Sequence[Figures]) -> float:
-    """The largest relative difference between the slots of one setting (0 with fewer
-    than two slots each)."""
+    """How much one setting varied between its slots at most: the largest
+    ``fastest / slowest - 1`` of a setting's slots (0 with fewer than two slots each)."""
     worst = 0.0
     for c in candidates:
         slots = c.get("slots") or []
-        mean = sum(slots) / len(slots) if slots else 0.0
-        if len(slots) >= 2 and mean > 0:
-            worst = max(worst, (max(slots) - min(slots)) / mean)
+        if len(slots) >= 2 and min(slots) > 0:
+            worst = max(worst, max(slots) / min(slots) - 1)
+        elif len(slots) >= 2 and max(slots) > 0:
+            return float("inf")  # a slot with nothing placed at all
     return worst
 
 
@@ -116,10 +123,10 @@ def workers_and_threads(
     pool = good or list(candidates)
     fastest = max(pool, key=lambda c: c["per_second"])
     mine = next((c for c in pool if c["name"] == current), None)
-    stay = mine is not None and fastest["per_second"] <= mine["per_second"] * (1 + margin)
+    stay = mine is not None and not apart(fastest["per_second"], mine["per_second"], margin)
     best = mine if stay and mine is not None else fastest
-    near = [c for c in pool if c is not best
-            and c["per_second"] >= fastest["per_second"] * (1 - margin)]  # fmt: skip
+    near = [c for c in pool if c is not best and c is not fastest
+            and not apart(c["per_second"], fastest["per_second"], margin)]  # fmt: skip
     table = "; ".join(f"{_label(c)} {c['per_second']:.1f}/s p99 {c['p99_ms']:.0f} ms"
                       for c in candidates)  # fmt: skip
     why = (f"{_label(fastest)} placed the most checkouts per second ({fastest['per_second']:.1f}/s, "
@@ -127,11 +134,11 @@ def workers_and_threads(
     if not good:
         why += f"; none kept p99 within {limit_ms:.0f} ms, so the fastest is named"
     if stay and best is not fastest:
-        why += (f"; that is within {margin:.0%} (this run's noise) of the current "
-                f"{_label(best)}, so it stays")  # fmt: skip
+        why += (f"; it was not {margin:.0%} (this run's noise) faster than the current "
+                f"{_label(best)}, so that stays")  # fmt: skip
     if near:
-        why += (f"; within {margin:.0%} of the fastest, so just as good here: "
-                f"{', '.join(_label(c) for c in near)}")  # fmt: skip
+        why += (f"; no more than {margin:.0%} slower than the fastest, so as good as far as "
+                f"this run can tell: {', '.join(_label(c) for c in near)}")  # fmt: skip
     return {"workers": {"value": best["workers"], "why": why},
             "threads": {"value": best["threads"], "why": why},
             "setting": best["name"]}  # fmt: skip
@@ -147,7 +154,7 @@ def redis(
     figures = (f"the Redis stock engine placed {b:.1f} checkouts/s (p99 {with_redis['p99_ms']:.0f} ms), "
                f"the SQL engine {a:.1f}/s (p99 {sql['p99_ms']:.0f} ms) with the same workers and "
                f"threads side by side")  # fmt: skip
-    if b > a * (1 + margin):
+    if b > a and apart(a, b, margin):
         return {
             "value": True,
             "why": f"{figures}: Redis is {b / a if a else 0:.2f}x, worth a server",

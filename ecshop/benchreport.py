@@ -170,9 +170,9 @@ class BenchReport:
             setting = setting_name(r["workers"]["value"], r["threads"]["value"])
             lines.append(f"recommended: {setting} (ecshop serve --workers, ECSHOP_THREADS)")
         if r.get("noise", {}).get("spread"):
-            lines.append(f"noise of this run: {r['noise']['spread']:.0%} (the most one setting or "
-                         f"ceiling varied between its two slots); differences under "
-                         f"{r['noise']['value']:.0%} do not count")  # fmt: skip
+            lines.append(f"noise of this run: one setting or ceiling ran up to "
+                         f"{r['noise']['spread']:.0%} faster in one of its two slots than in the "
+                         f"other; differences up to {r['noise']['value']:.0%} do not count")  # fmt: skip
         lines.append(f"recommended: Redis for the stock engine: {_yes_no(r['redis']['value'])}; "
                      f"unix sockets to the servers: {_yes_no(r['unix_socket']['value'])}")  # fmt: skip
         if cap["clients"] is None:

@@ -108,9 +108,12 @@ def _recommendation(r: dict[str, Any]) -> list[str]:
         f"Every figure below was measured in this run; nothing is a constant of ecshop's. A "
         f"step or setting *keeps up* when its p99 is at most {cap['limit_ms']:.0f} ms and at "
         f"most {benchadvice.ERROR_SHARE:.0%} of its checkouts failed. Each setting and "
-        f"ceiling ran in an early and a late slot; the most two slots of one differed here "
-        f"was {noise['spread']:.0%}, so differences under {noise['value']:.0%} (that, or "
-        f"{noise['floor']:.0%} if larger) are taken as this machine's noise.", "",
+        f"ceiling ran in an early and a late slot; the faster slot of one was at most "
+        f"{noise['spread']:.0%} faster than its slower one here, so two figures count as "
+        f"different only when one is more than {noise['value']:.0%} faster than the other "
+        f"(that, or {noise['floor']:.0%} if larger): anything less is this machine's noise. A "
+        f"noisy run (other work on the machine) keeps the current settings; run it again when "
+        f"the machine is quieter.", "",
         f"- Capacity: the sweep step that kept up with the most checkouts per second, times "
         f"60: {cap['why']}.",
         f"- Workers and threads: the setting that kept up with the most checkouts per second "
