@@ -136,8 +136,13 @@ class Bench:
     progress: Callable[[str], None] = stderr
 
     def validate(self) -> None:
-        if self.clients < 1 or self.seconds <= 0 or self.stock < 1 or self.step_seconds <= 0:
-            raise BadRequest("--clients, --seconds, --step-seconds and --stock must be positive")
+        if (
+            min(self.clients, self.stock, self.workers) < 1
+            or min(self.seconds, self.step_seconds) <= 0
+        ):
+            raise BadRequest(
+                "--clients, --seconds, --step-seconds, --stock and --workers must be positive"
+            )
         if self.max_clients < 1 or any(n < 1 for n in self.sweep):
             raise BadRequest("--max-clients and every --sweep step must be at least 1")
 

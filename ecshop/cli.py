@@ -567,7 +567,7 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
 
     common = {"clients": args.clients, "seconds": args.seconds, "max_clients": args.max_clients,
               "sweep": args.sweep or [], "step_seconds": args.step_seconds,
-              "command": _bench_command(sys.argv[1:])}  # fmt: skip
+              "command": _bench_command(getattr(args, "argv", sys.argv[1:]))}  # fmt: skip
     if args.url:
         from ecshop.benchremote import RemoteBench
 
@@ -581,7 +581,8 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     else:
         from ecshop.benchrun import Bench
 
-        report = Bench(stock=args.stock or 200, workers=args.workers or 2, threads=config.threads,
+        report = Bench(stock=200 if args.stock is None else args.stock,
+                       workers=2 if args.workers is None else args.workers, threads=config.threads,
                        database_url=args.database_url, redis_url=args.redis_url, **common).run()  # fmt: skip
     folder, where = _report_folder(args, config)
     written = write_report(report, folder)
@@ -775,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(func=cmd_sandbox_gateway, rest=args_list[1:])
     else:
         args = parser.parse_args(args_list)
+        args.argv = args_list  # as typed, for what reports say was run
         configure_logging()  # the sandbox gateway sets up its own
     try:
         config = load_config()

@@ -251,3 +251,12 @@ def test_a_run_on_a_running_shop_keeps_every_order_and_every_unanswered_key():
     phases = Phases(1, 1, 1, tag="bench-x")
     phases._keep([(201, 0.1, "N1"), (0, 0.1, "bench-x-c0-1"), (409, 0.1, ""), (201, 0.1, "N2")])
     assert (phases.placed, phases.lost) == (["N1", "N2"], ["bench-x-c0-1"])
+
+
+@pytest.mark.parametrize("flag", ["--stock", "--workers", "--step-seconds"])
+def test_bench_refuses_a_count_that_is_not_positive(flag):
+    done = bench(flag, "0")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "ecshop: --clients, --seconds, --step-seconds, --stock and --workers must be positive"
+    )
