@@ -168,10 +168,10 @@ class Phases:
         return checkout_figures(results, elapsed)
 
     def paid(
-        self, pool: Pool, url: str, sku: str, notifications: Callable[[], int] | None
+        self, pool: Pool, url: str, sku: str, notifications: Callable[[int], int] | None
     ) -> dict[str, Any]:
-        """Paid checkouts; ``notifications`` counts those the shop took (by the gateway's
-        log), else every order seen paid counts as one."""
+        """Paid checkouts; ``notifications(paid)`` counts those the shop took (by the
+        gateway's log), else every order seen paid counts as one."""
         pool.phase_begins("paid checkouts", f"bench: paid checkouts, "
                           f"{self.seconds:g}s with {self.clients} clients")  # fmt: skip
 
@@ -185,7 +185,7 @@ class Phases:
             self._note(f.order)
         paid = [f for f in flows if f.outcome == "paid"]
         outcomes = Counter(f.outcome for f in flows)
-        applied = notifications() if notifications else len(paid)
+        applied = notifications(len(paid)) if notifications else len(paid)
         flow_p50, flow_p99 = ms([f.flow for f in paid])
         wait_p50, wait_p99 = ms([f.wait for f in paid])
         return {

@@ -218,7 +218,7 @@ class Bench:
         report.checkouts = phases.checkouts(pool, main.url, "BENCH-OPEN")
         self.say(report.checkout_line())
         report.paid = phases.paid(pool, main.url, "BENCH-PAID",
-                                  lambda: _applied_notifications(gateway))  # fmt: skip
+                                  lambda paid: _applied_notifications(gateway, paid))  # fmt: skip
         for line in report.paid_lines():
             self.say(line)
         routes = {
@@ -366,8 +366,21 @@ class Bench:
         return found
 
 
-def _applied_notifications(gateway: Any) -> int:
-    """Notifications the shop took (2xx), first copies only, from the gateway's own log."""
+def _applied_notifications(gateway: Any, paid: int, wait: float = 5.0) -> int:
+    """Notifications the shop took (2xx), first copies only, from the gateway's own log.
+
+    The gateway logs a delivery once it has read the shop's answer, which can come
+    after a client has already seen the order paid: it asks again, for up to ``wait``
+    seconds, while the log holds fewer than the ``paid`` orders seen."""
+    give_up = time.monotonic() + wait
+    while True:
+        count = _delivered(gateway)
+        if count >= paid or time.monotonic() >= give_up:
+            return count
+        time.sleep(0.1)
+
+
+def _delivered(gateway: Any) -> int:
     count, after = 0, ""
     while True:
         page = gateway.api(
