@@ -209,7 +209,9 @@ class Bench:
                                redis_url=self.redis_url or "")  # fmt: skip
         shop.run_cli("migrate")
         self._require_empty()
-        servers.start([shop])
+        failed = servers.start([shop])
+        if failed:
+            raise ShopError(f"the throwaway shop did not start: {failed[0]}")
         return Target("shop", shop, "BENCH-OPEN", self.workers, self.threads, self._engine())
 
     def _first_phases(self, report: BenchReport, phases: Phases, pool: Pool, main: Target,
@@ -290,7 +292,11 @@ class Bench:
         apps = {name: servers.process(f"ceiling-{name}", workers=self.workers, threads=self.threads,
                                       redis_url=self.redis_url or "", app=spec)
                 for name, spec in benchapps.CEILINGS.items()}  # fmt: skip
-        servers.start(list(apps.values()))
+        failed = servers.start(list(apps.values()))
+        for i, name in enumerate(list(apps)):
+            if i in failed:
+                self.progress(f"bench: ceiling {name} left out: it did not start ({failed[i]})")
+                del apps[name]
         try:
             targets = {name: (p.url, "BENCH-OPEN") for name, p in apps.items()}
             targets["ecshop_checkout"] = (main.url, "BENCH-OPEN")
@@ -336,7 +342,14 @@ class Bench:
         """The settings side by side; the fastest that keeps up (the sweep's target)."""
         targets, skipped = self._candidates(servers, main, redis)
         new = [t for t in targets if t is not main]
-        servers.start([t.shop for t in new])
+        failed = servers.start([t.shop for t in new])
+        for i in sorted(failed):
+            self.progress(f"bench: setting {new[i].name} left out: it did not start ({failed[i]})")
+            if new[i].engine != main.engine:
+                skipped = f"the {new[i].engine} engine's shop did not start ({failed[i]})"
+        dropped = {id(new[i]) for i in failed}
+        new = [t for t in new if id(t) not in dropped]
+        targets = [t for t in targets if id(t) not in dropped]
         for t in new:
             self._product(t.url, servers.token, t.sku, OPEN_UNITS)
         figures = phases.side_by_side(pool, "settings", {t.name: (t.url, t.sku) for t in targets})

@@ -27,6 +27,8 @@ from ecshop.testing.servers import RedisServer, free_port
 from ecshop.testing.shop import ShopProcess
 
 SHOP_APP = "ecshop.app:create_app()"
+START_TIMEOUT = 120.0
+"""Seconds a shop may take to answer: a busy machine, a Redis engine rebuilding its copy."""
 ROUND_TRIPS = 2000
 """Round trips per transport, in 10 alternating batches."""
 LOCAL = ("127.0.0.1", "localhost", "::1", "")
@@ -87,16 +89,23 @@ class Servers:
             "ECSHOP_CHECKOUT_RATE_LIMIT": "0",
         }  # fmt: skip
         return ShopProcess(env=env, workers=workers, port=port, log_path=folder / "gunicorn.log",
-                           app=app)  # fmt: skip
+                           app=app, start_timeout=START_TIMEOUT)  # fmt: skip
 
-    def start(self, processes: list[ShopProcess]) -> None:
+    def start(self, processes: list[ShopProcess]) -> dict[int, str]:
         """Start them all at once (each migrates, then waits for its ``/healthz``), then
-        wait until every worker has booted (:func:`settle`)."""
+        wait until every worker has booted (:func:`settle`). Those that would not start
+        are stopped: their index in ``processes`` and why."""
         self.running += processes
+        failed = {}
         with ThreadPoolExecutor(max(1, len(processes))) as pool:
-            for done in [pool.submit(p.start) for p in processes]:
-                done.result()
-        settle(processes)
+            for i, done in enumerate([pool.submit(p.start) for p in processes]):
+                try:
+                    done.result()
+                except Exception as exc:
+                    processes[i].stop()
+                    failed[i] = mask(str(exc).splitlines()[0])
+        settle([p for i, p in enumerate(processes) if i not in failed])
+        return failed
 
     def stop(self) -> None:
         for process in reversed(self.running):

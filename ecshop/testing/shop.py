@@ -35,6 +35,8 @@ class ShopProcess:
     extra_args: list[str] = field(default_factory=list)
     #: the WSGI app gunicorn serves (any app answering ``GET /healthz`` starts alike)
     app: str = "ecshop.app:create_app()"
+    #: seconds ``start`` waits for ``/healthz``
+    start_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
@@ -68,7 +70,7 @@ class ShopProcess:
              "--workers", str(self.workers), *self.extra_args, self.app],
             env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerUnavailable(
@@ -82,7 +84,9 @@ class ShopProcess:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
         self.stop()
-        raise ServerUnavailable(f"the shop did not answer within 30s: {self.log_tail()}")
+        raise ServerUnavailable(
+            f"the shop did not answer within {self.start_timeout:g}s: {self.log_tail()}"
+        )
 
     def log_tail(self) -> str:
         return self.log_text()[-3000:]
