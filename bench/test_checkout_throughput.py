@@ -8,21 +8,20 @@ a noisy machine. ``wrk`` drives the load (apt-get install wrk).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 import requests
 
+from ecshop.benchapps import CEILINGS
 from ecshop.testing.sandbox import SandboxGatewayProcess
 from ecshop.testing.servers import free_port
-from ecshop.testing.shop import GUNICORN_CONF, ShopProcess
+from ecshop.testing.shop import ShopProcess
 
 BODY = (
     '{"lines":[{"sku":"BENCH","qty":1}],"customer":{"email":"b@example.com"},"gateway":"sandbox"}'
@@ -101,21 +100,15 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
             checkout["writes_per_commit"] = int(writes.group(1)) / int(commits.group(1))
     finally:
         shop.stop()
-    port = free_port()
     # NOTE: the same gunicorn settings as the shop (sync or threaded workers alike), so
     # the ratio compares the endpoints, not two server configurations.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--chdir", str(Path(__file__).resolve().parents[1]),
-         "bench._bare_app:create_bare_app()"],
-        env={**os.environ, **env},
-    )  # fmt: skip
+    bare = ShopProcess(env=env, workers=2, log_path=tmp_path / "bare.log",
+                       app=CEILINGS["durable_insert"])  # fmt: skip
     try:
-        _wait(f"http://127.0.0.1:{port}/bare")
-        baseline = wrk(f"http://127.0.0.1:{port}", "/bare")
+        bare.start()
+        baseline = wrk(bare.url, "/api/v1/checkout")
     finally:
-        proc.terminate()
-        proc.wait()
+        bare.stop()
         gateway.stop()
     ratio = checkout["rps"] / baseline["rps"]
     benchmark.extra_info.update({"checkout": checkout, "bare_insert": baseline, "ratio": ratio})
@@ -129,15 +122,3 @@ def test_checkout_vs_bare_insert(benchmark, kind, tmp_path, request):
     print(f"\n{kind}: checkout {checkout['rps']:.0f} rps p99 {checkout['p99_ms']:.1f} ms{grouped}; "
           f"bare insert {baseline['rps']:.0f} rps p99 {baseline['p99_ms']:.1f} ms; ratio {ratio:.2f}")  # fmt: skip
     assert checkout["errors"] == 0 and baseline["errors"] == 0
-
-
-def _wait(url: str) -> None:
-    import time
-
-    for _ in range(200):
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")

@@ -1,7 +1,7 @@
 """Storefront pages against the JSON catalog through gunicorn: the shop as
 ``ecshop serve`` runs it (2 workers, threaded), on a 1,000-product SQLite shop, driven
 by one client on one kept-alive connection (``requests.Session``). The routes are taken
-in turn, in batches, in one run (:mod:`bench._sidebyside`); the ratios to the JSON
+in turn, in batches, in one run (:mod:`ecshop.sidebyside`); the ratios to the JSON
 catalog are printed at the end and kept in bench/README.md.
 
     .venv/bin/pytest bench/test_pages_gunicorn.py -s -p no:randomly --benchmark-disable
@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from bench._sidebyside import Timing, report, side_by_side
+from ecshop.sidebyside import Timing, report, side_by_side
 from ecshop.testing.shop import ShopProcess
 
 TOKEN = "bench-admin-token-of-32-characters"

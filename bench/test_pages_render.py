@@ -1,7 +1,7 @@
 """Storefront pages against the JSON catalog, in one process and one run, on a
 1,000-product SQLite shop: what rendering HTML (templates, session, CSRF, gettext) costs
 next to the API. pytest-benchmark times each route in turn; ``test_ratios`` then takes
-the routes side by side in batches (:mod:`bench._sidebyside`) and prints their ratios to
+the routes side by side in batches (:mod:`ecshop.sidebyside`) and prints their ratios to
 the JSON catalog, the figures kept in bench/README.md.
 
     .venv/bin/pytest bench/test_pages_render.py -s -p no:randomly --benchmark-columns=mean,median,ops
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from bench._sidebyside import report, side_by_side
 from ecshop.app import create_app
 from ecshop.config import load_config
+from ecshop.sidebyside import report, side_by_side
 from ecshop.store import open_store
 
 TOKEN = "b" * 32

@@ -301,7 +301,8 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
         shop = build_shop(config or load_config())
     shedder = LoadShedder(shop.config.shed_queue_ms)
     shop.extras["shedder"] = shedder
-    limiter = RateLimiter(*shop.config.checkout_rate_limit, shop.config.trusted_proxies)
+    limiter = RateLimiter(*shop.config.checkout_rate_limit, shop.config.trusted_proxies,
+                          exempt_token=shop.config.admin_token)  # fmt: skip
     shop.extras["limiter"] = limiter
     assets = static.StaticFiles()
     renderer = Renderer(shop.hooks, theme_dir=shop.config.theme_dir, static_url=assets.url,
@@ -374,6 +375,7 @@ def create_app(config: Config | None = None, *, shop: Shop | None = None) -> Sho
     admin_stock.add_routes(app, shop)
 
     app.add_route("/api/v1/admin/maintenance", service.MaintenanceResource(shop))
+    app.add_route("/api/v1/admin/gateways", service.GatewayList(shop))
     app.add_route("/healthz", service.Health(shop))
     app.add_route("/metrics", service.Metrics(shop, _metrics_folder()))
     app.add_route("/api/openapi.json", OpenAPIResource(app.route_table))

@@ -530,11 +530,63 @@ def cmd_journal(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def cmd_bench(args: argparse.Namespace, config: Config) -> int:
-    from ecshop.benchrun import Bench
+def _bench_command(argv: Sequence[str]) -> str:
+    """The command as typed, for the report, without the admin token's value."""
+    import shlex
 
-    report = Bench(clients=args.clients, seconds=args.seconds, stock=args.stock, workers=args.workers,
-                   database_url=args.database_url, redis_url=args.redis_url).run()  # fmt: skip
+    shown, hide = [], False
+    for word in argv:
+        shown.append("***" if hide else word.split("=", 1)[0] + "=***"
+                     if word.startswith("--admin-token=") else word)  # fmt: skip
+        hide = word == "--admin-token"
+    return shlex.join(["ecshop", *shown])
+
+
+def _report_folder(args: argparse.Namespace, config: Config) -> tuple[Path, str]:
+    """``--report``, else ``bench-report`` in the data folder when it exists, else in the
+    working folder; and which of them it is."""
+    if args.report:
+        return Path(args.report), "--report"
+    if config.data_folder.is_dir():
+        return config.data_folder / "bench-report", "in the data folder"
+    return Path("bench-report"), "in the working folder"
+
+
+def _sweep_list(text: str) -> list[int]:
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,2,4,8, got {text!r}") from None
+    if not steps or min(steps) < 1:
+        raise argparse.ArgumentTypeError(f"expected client counts of at least 1, got {text!r}")
+    return steps
+
+
+def cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    from ecshop.benchwrite import write_report
+
+    common = {"clients": args.clients, "seconds": args.seconds, "max_clients": args.max_clients,
+              "sweep": args.sweep or [], "step_seconds": args.step_seconds,
+              "command": _bench_command(getattr(args, "argv", sys.argv[1:]))}  # fmt: skip
+    if args.url:
+        from ecshop.benchremote import RemoteBench
+
+        local = [name for name in ("database_url", "redis_url", "workers", "stock")
+                 if getattr(args, name) is not None]  # fmt: skip
+        if local:
+            flags = ", ".join("--" + name.replace("_", "-") for name in local)
+            raise ShopError(f"--url measures a running shop as it is: {flags} cannot apply")
+        token = args.admin_token or config.admin_token
+        report = RemoteBench(url=args.url, admin_token=token, **common).run()
+    else:
+        from ecshop.benchrun import Bench
+
+        report = Bench(stock=200 if args.stock is None else args.stock,
+                       workers=2 if args.workers is None else args.workers, threads=config.threads,
+                       database_url=args.database_url, redis_url=args.redis_url, **common).run()  # fmt: skip
+    folder, where = _report_folder(args, config)
+    written = write_report(report, folder)
+    print(f"report ({where}): {', '.join(str(path) for path in written)}")
     if args.json:
         print(json.dumps(report.as_dict()))
     problems = report.problems()
@@ -675,16 +727,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "bench",
         cmd_bench,
-        "measure this server on a throwaway shop: accepted and paid checkouts, pages, a flash sale",
+        "measure this server on a throwaway shop (or a running shop with --url): checkouts "
+        "against their ceilings, settings, a concurrency sweep, pages, a flash sale; writes "
+        "a report with what the server can take",
     )
     p.add_argument("--clients", type=int, default=8, help="concurrent client processes (default 8)")
     p.add_argument(
         "--seconds", type=float, default=10.0, help="length of the checkout run (default 10)"
     )
-    p.add_argument("--stock", type=int, default=200, help="units in the flash sale (default 200)")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    p.add_argument("--stock", type=int, help="units in the flash sale (default 200)")
+    p.add_argument("--workers", type=int, help="gunicorn workers of the throwaway shop (default 2)")
     p.add_argument("--database-url", help="an empty database to use instead of a temporary SQLite")
     p.add_argument("--redis-url", help="Redis for the stock engine (default: the SQL engine)")
+    p.add_argument("--max-clients", type=_positive_int, default=64,
+                   help="the sweep's last step: 1, 2, 4, ... up to N clients (default 64)")  # fmt: skip
+    p.add_argument("--sweep", type=_sweep_list, metavar="N,N,...",
+                   help="the sweep's steps instead, e.g. 1,2,4,8")  # fmt: skip
+    p.add_argument("--step-seconds", type=float, default=3.0,
+                   help="each sweep step and side-by-side slot (default 3)")  # fmt: skip
+    p.add_argument("--report", metavar="DIR", help="folder of report.md, report.json and "
+                   "sweep.png (default: bench-report in the data folder if it exists, "
+                   "else in the working folder)")  # fmt: skip
+    p.add_argument("--url", help="measure the running shop at this http(s) address instead, "
+                   "on a product of the bench's own, through its test-mode gateway; every "
+                   "order is cancelled and the product archived at the end")  # fmt: skip
+    p.add_argument("--admin-token", help="with --url: its admin token (default ECSHOP_ADMIN_TOKEN)")
     p.add_argument("--json", action="store_true", help="also print the figures as JSON")
     p = add(
         "smoke-test", cmd_smoke_test, "place a test-mode order end to end against a running shop"
@@ -709,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = argparse.Namespace(func=cmd_sandbox_gateway, rest=args_list[1:])
     else:
         args = parser.parse_args(args_list)
+        args.argv = args_list  # as typed, for what reports say was run
         configure_logging()  # the sandbox gateway sets up its own
     try:
         config = load_config()

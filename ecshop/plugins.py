@@ -295,6 +295,18 @@ class PluginHost:
                 live[name] = gateway
         self.gateways = live
 
+    def gateway_table(self) -> list[dict[str, Any]]:
+        """Every gateway found, by name: its title, live or not (and why not), test mode
+        and offline (the admin's plugins page and ``GET /api/v1/admin/gateways``)."""
+        table = []
+        for name, gateway in sorted(self.found.items()):
+            table.append({"name": name, "title": str(getattr(gateway, "title", "") or name),
+                          "live": name in self.gateways,
+                          "test_mode": bool(getattr(gateway, "test_mode", False)),
+                          "offline": bool(getattr(gateway, "offline", False)),
+                          "problems": list(self.unavailable.get(name, []))})  # fmt: skip
+        return table
+
     def gateway_lines(self) -> list[str]:
         """One line per gateway found: live or not, and why."""
         return [self._gateway_line(name) for name in self._gateway_names()]

@@ -43,3 +43,33 @@ def test_health_names_the_failing_part_but_never_its_error(client, monkeypatch, 
     # The reason is in the log, with its traceback.
     logged = [r for r in caplog.records if r.exc_info]
     assert {str(r.exc_info[1]) for r in logged} == {LEAK}
+
+
+def test_the_admin_api_lists_every_gateway_with_its_test_mode(sqlite_url, tmp_path):
+    open_store(sqlite_url).migrate()
+    app = create_app(load_config({
+        "ECSHOP_DATABASE_URL": sqlite_url, "ECSHOP_PLUGINS_DIR": str(tmp_path / "no-plugins"),
+        "ECSHOP_ADMIN_TOKEN": "t" * 32, "ECSHOP_GATEWAY_SANDBOX_URL": "http://127.0.0.1:9",
+        "ECSHOP_GATEWAY_SANDBOX_SECRET": "s" * 32}))  # fmt: skip
+    client = testing.TestClient(app)
+    admin = {"Authorization": f"Bearer {'t' * 32}"}
+    try:
+        assert client.simulate_get("/api/v1/admin/gateways").status_code == 401
+        resp = client.simulate_get("/api/v1/admin/gateways", headers=admin)
+        page = client.simulate_get("/api/v1/admin/gateways", params={"limit": 1}, headers=admin)
+        rest = client.simulate_get("/api/v1/admin/gateways", headers=admin,
+                                   params={"after": page.json["next_after"]})  # fmt: skip
+    finally:
+        app.shop.close()
+    assert resp.status_code == 200 and resp.json["next_after"] is None
+    gateways = {g["name"]: g for g in resp.json["items"]}
+    assert gateways["sandbox"] == {"name": "sandbox", "title": gateways["sandbox"]["title"],
+                                   "live": True, "test_mode": True, "offline": False,
+                                   "problems": []}  # fmt: skip
+    transfer = gateways["bank_transfer"]
+    assert (transfer["test_mode"], transfer["offline"]) == (False, True)
+    assert not transfer["live"] and transfer["problems"]  # its account is not set
+    # pages by name
+    assert page.json["items"] == resp.json["items"][:1]
+    assert page.json["next_after"] == resp.json["items"][0]["name"]
+    assert rest.json["items"] == resp.json["items"][1:]

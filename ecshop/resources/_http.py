@@ -1,8 +1,9 @@
 """Small HTTP helpers shared by the resources: bounded bodies (chunked ones too), the
-JSON media type, strict JSON text, JSON answers."""
+JSON media type, strict JSON text, JSON answers, bearer tokens."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
@@ -20,6 +21,18 @@ DRAIN = 256 * 1024
 _STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _PAIR = re.compile(rb"[\[{][\]}]")
 _NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def bearer_is(req: falcon.Request, token: bytes) -> bool:
+    """True when the request's ``Authorization: Bearer`` is ``token`` (never for none)."""
+    scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
+    # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
+    # the token holds (str compare_digest refuses non-ASCII).
+    return (
+        bool(token)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode("utf-8"), token)
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

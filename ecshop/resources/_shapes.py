@@ -89,6 +89,8 @@ AUDIT = shape(
     consistent=BOOL,
 )  # fmt: skip
 REBUILT = shape(rebuilt=BOOL, drift={"type": "array"}, consistent=BOOL)
+GATEWAY = shape(name=STR, title=STR, live=BOOL, test_mode=BOOL, offline=BOOL,
+                problems={"type": "array", "items": STR})  # fmt: skip
 MAINTENANCE = shape(on=BOOL, message=STR, retry_after=INT)
 HEALTH = shape(ok=BOOL, parts={"type": "object"})
 RECEIVED = shape(received=BOOL, event=STR, outcome=STR_OR_NULL)

@@ -262,13 +262,8 @@ class Plugins(AdminPage):
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Plugins and gateways with their status, missing settings and test mode."""
         host = self.shop.plugins
-        gateways = []
-        for name, gw in sorted(host.found.items()):
-            gateways.append({"name": name, "title": str(getattr(gw, "title", name)),
-                             "live": name in host.gateways, "test_mode": bool(getattr(gw, "test_mode", False)),
-                             "problems": host.unavailable.get(name, [])})  # fmt: skip
         self.render(req, resp, "admin/plugins.html", {
-            "plugins": host.plugin_lines(), "gateways": gateways})  # fmt: skip
+            "plugins": host.plugin_lines(), "gateways": host.gateway_table()})  # fmt: skip
 
 
 class Members(AdminPage):

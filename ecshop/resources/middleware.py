@@ -8,7 +8,6 @@ check (docs/architecture.md, "Lanes").
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import time
@@ -19,6 +18,7 @@ import falcon
 from ecshop import metrics, outbox
 from ecshop.audit import TOKEN as TOKEN_ACTOR
 from ecshop.errors import Forbidden, InMaintenance, Overloaded, PayloadTooLarge, Unauthorized
+from ecshop.resources._http import bearer_is
 from ecshop.resources.ratelimit import client_address, in_networks
 
 log = logging.getLogger("ecshop.http")
@@ -50,18 +50,6 @@ def lane_of(template: str | None) -> str:
     if template in _SERVICE_ROUTES:
         return SERVICE
     return STOREFRONT
-
-
-def _bearer(req: falcon.Request, token: bytes) -> bool:
-    """True when the request's ``Authorization: Bearer`` is ``token`` (never for none)."""
-    scheme, _, given = (req.get_header("Authorization") or "").partition(" ")
-    # NOTE: compare_digest on bytes keeps the comparison constant-time whatever
-    # the token holds (str compare_digest refuses non-ASCII).
-    return (
-        bool(token)
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(given.strip().encode("utf-8"), token)
-    )
 
 
 class RequestGuard:
@@ -97,7 +85,7 @@ class RequestGuard:
         if not self.admin_token:
             self._refused_admin(req, "the admin API is closed (no ECSHOP_ADMIN_TOKEN)")
             raise Forbidden("the admin API is disabled: set ECSHOP_ADMIN_TOKEN to enable it")
-        if not _bearer(req, self.admin_token):
+        if not bearer_is(req, self.admin_token):
             given = "a wrong token" if req.get_header("Authorization") else "no token"
             self._refused_admin(req, given)
             resp.set_header("WWW-Authenticate", 'Bearer realm="ecshop-admin"')
@@ -114,7 +102,7 @@ class RequestGuard:
         """``/metrics``: its token (``ECSHOP_METRICS_TOKEN``) or an address of
         ``ECSHOP_METRICS_ALLOW``; 401 (with a token to ask for) or 403 otherwise, and
         nothing of the metrics."""
-        if _bearer(req, self.metrics_token):
+        if bearer_is(req, self.metrics_token):
             return
         address = client_address(req, self.trusted)
         if in_networks(address, self.metrics_allow):

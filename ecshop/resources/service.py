@@ -1,4 +1,4 @@
-"""Service endpoints: health, metrics and the maintenance switch."""
+"""Service endpoints: health, metrics, the maintenance switch and the gateways found."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import falcon
 
 from ecshop import maintenance, metrics
 from ecshop.logconf import Repeats
-from ecshop.resources._declare import Answer, declare, ok
+from ecshop.resources._declare import PAGING, Answer, declare, ok, page_of
 from ecshop.resources._http import audit_request, send_json
-from ecshop.resources._shapes import HEALTH, MAINTENANCE
+from ecshop.resources._shapes import GATEWAY, HEALTH, MAINTENANCE
 from ecshop.schema import FLAG, obj
 
 log = logging.getLogger("ecshop.http")
@@ -104,3 +104,20 @@ class MaintenanceResource:
         audit_request(self.shop.store, req, "maintenance.set", "maintenance", before.__dict__,
                       state.__dict__)  # fmt: skip
         send_json(resp, {"on": body["on"], "message": message, "retry_after": retry_after})
+
+
+class GatewayList:
+    """``GET /api/v1/admin/gateways``."""
+
+    def __init__(self, shop: Any) -> None:
+        self.shop = shop
+
+    @declare(params=PAGING, answers=(ok(page_of(GATEWAY), "a page of gateways by name"),))
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Every gateway found: live or not (with what it lacks), test mode, offline.
+        Tools that place test orders (``ecshop bench --url``) pick a test-mode one here."""
+        limit, after = req.context.params["limit"], req.context.params["after"]
+        table = [g for g in self.shop.plugins.gateway_table() if not after or g["name"] > after]
+        more = len(table) > limit
+        table = table[:limit]
+        send_json(resp, {"items": table, "next_after": table[-1]["name"] if more else None})

@@ -35,6 +35,10 @@ class ShopProcess:
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
     _made_folder: str = ""
+    #: the WSGI app gunicorn serves (any app answering ``GET /healthz`` starts alike)
+    app: str = "ecshop.app:create_app()"
+    #: seconds ``start`` waits for ``/healthz``
+    start_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if "ECSHOP_SECRET_KEY" not in self.env and "ECSHOP_SECRET_KEY" not in os.environ:
@@ -67,10 +71,10 @@ class ShopProcess:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "--bind", f"127.0.0.1:{self.port}",
-             "--workers", str(self.workers), *self.extra_args, "ecshop.app:create_app()"],
+             "--workers", str(self.workers), *self.extra_args, self.app],
             env={**os.environ, **self.env}, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise ServerUnavailable(
@@ -84,7 +88,9 @@ class ShopProcess:
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
         self.stop()
-        raise ServerUnavailable(f"the shop did not answer within 30s: {self.log_tail()}")
+        raise ServerUnavailable(
+            f"the shop did not answer within {self.start_timeout:g}s: {self.log_tail()}"
+        )
 
     def log_tail(self) -> str:
         return self.log_text()[-3000:]

@@ -1,13 +1,24 @@
 """Routes measured side by side: batches of each route taken in turn, so a busy spell of
 a shared machine falls on all of them, and each route's figure is the median of its
-batch means. The ratios to a base route are what to compare between runs."""
+batch means. The ratios to a base route are what to compare between runs.
+
+Used by the benchmarks in ``bench/`` (pages in-process and through gunicorn) and by
+``ecshop bench`` (round trips over TCP and unix sockets; its timed slots of concurrent
+clients follow :func:`alternating`).
+"""
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+
+def alternating(names: Sequence[str]) -> list[str]:
+    """``A B C C B A``: each name early and late, so a drift of the machine over the
+    run falls on every name alike."""
+    return [*names, *reversed(names)]
 
 
 @dataclass
