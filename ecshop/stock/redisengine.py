@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from ecshop import metrics
+from ecshop._redisurl import client_for
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
 from ecshop.logconf import Repeats
 from ecshop.redact import mask
@@ -44,7 +45,7 @@ class RedisStockEngine(EngineBase):
 
     Args:
         store: the order store (the truth).
-        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix; keep the ``{...}`` hash tag so all keys share a Cluster slot.
         timeout: seconds to wait for Redis.
 
@@ -58,8 +59,8 @@ class RedisStockEngine(EngineBase):
         super().__init__(store)
         self.url = url
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout, protocol=2)
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
+        self.client = client_for(url, timeout=timeout, protocol=2)
         self._checked = False
         # NOTE: until Redis answers, every request asks again: one line per outage.
         self._unreachable = Repeats(log)
@@ -68,11 +69,17 @@ class RedisStockEngine(EngineBase):
     def _check_server(self) -> None:
         try:
             _redis_admin.check_policy(self.client)
-        except redis.ConnectionError as exc:
+        except redis.RedisError as exc:  # down, or no primary behind Sentinel yet
             self._unreachable.failed("redis", "Redis at %s is not reachable yet: %s",
                                      mask(self.url), exc)  # fmt: skip
             return
         self._checked = True
+
+    def _reconnect(self) -> None:
+        """Close the idle connections of the link and the client: behind Sentinel the
+        next ones go to the primary it names then, not to a replaced one still up."""
+        self.link.reconnect()
+        self.client.connection_pool.disconnect(inuse_connections=False)
 
     def _run(self, call: Callable[..., Any], *args: Any) -> Any:
         if not self._checked:
@@ -80,6 +87,7 @@ class RedisStockEngine(EngineBase):
         try:
             return call(*args)
         except core_errors() as exc:
+            self._reconnect()
             raise StockUnavailable(f"the stock engine failed: {exc}", retry_after=2) from exc
 
     # -- holds --------------------------------------------------------------------------
@@ -282,6 +290,7 @@ class RedisStockEngine(EngineBase):
         holds and sales; the epoch marker is written last, selling resumes then."""
         if not self._checked:
             self._check_server()
+        self._reconnect()  # to the primary of now
         lock = f"{self.prefix}rebuilding"
         try:
             if not self.client.set(lock, str(time.time()), nx=True, px=REBUILD_LOCK_MS):
