@@ -331,20 +331,22 @@ cdef inline object _primary_only(object reply):
 cdef class StockLink:
     """A connection to Redis for the stock scripts, speaking RESP over a raw socket.
 
-    A connection whose server turned replica (``READONLY``) is closed as a link
-    failure, with every idle one; see the twin. Behind Sentinel each new connection goes to the primary that
+    Every new connection first runs the ``verify`` script, and a connection whose
+    server turned replica (``READONLY``) is closed as a link failure, with every idle
+    one; see the twin. Behind Sentinel each new connection goes to the primary that
     redis-py's ``Sentinel`` names at that moment.
 
     Args:
         url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix with the hash tag, e.g. ``"ecshop:{stock}:"``.
-        scripts: Lua sources by name (``reserve``, ``commit``, ...).
+        scripts: Lua sources by name (``reserve``, ``commit``, ..., and ``verify``).
         timeout: seconds to wait for a connection or a reply.
     """
 
     cdef readonly str prefix
     cdef object address
     cdef object sentinel
+    cdef bytes verify_request
     cdef double timeout
     cdef list idle
     cdef dict sources
@@ -366,6 +368,7 @@ cdef class StockLink:
         self.h_b = self.p_b + b"h:"
         self.s_b = self.p_b + b"s:"
         self.x_b = self.p_b + b"x:"
+        self.verify_request = encode_command([b"EVALSHA", self.shas["verify"], b"1", self.epoch_b])
         self.sentinel = sentinel_for(self.address, timeout) if self.address.service else None
         self.writer = _Writer()
         _links.add(self)
@@ -405,10 +408,19 @@ cdef class StockLink:
                 _raise_error(conn.call(encode_command(auth)))
             if a.db:
                 _raise_error(conn.call(encode_command([b"SELECT", a.db])))
+            self._verify(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    cdef _verify(self, _Conn conn):
+        """``verify.lua`` on a new connection, before its first script."""
+        reply = _primary_only(conn.call(self.verify_request))
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            _raise_error(conn.call(encode_command([b"SCRIPT", b"LOAD", self.sources["verify"]])))
+            reply = _primary_only(conn.call(self.verify_request))
+        _raise_error(reply)
 
     cdef _drop_idle(self):
         idle, self.idle = self.idle, []

@@ -92,13 +92,16 @@ def script_sha(source: str) -> str:
 class StockLink:
     """A connection to Redis for the stock scripts, over redis-py.
 
+    Every new connection first runs the ``verify`` script: a copy of the stock that
+    another server wrote (a replica promoted by a failover, a restart that loaded a
+    snapshot) loses its epoch marker there, so no script sells from it before a rebuild.
     A connection whose server turned replica (``READONLY``) is closed as a link failure,
     with every idle one: the next connection goes to the primary again.
 
     Args:
         url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix with the hash tag, e.g. ``"ecshop:{stock}:"``.
-        scripts: Lua sources by name (``reserve``, ``commit``, ...).
+        scripts: Lua sources by name (``reserve``, ``commit``, ..., and ``verify``).
         timeout: seconds to wait for a connection or a reply.
     """
 
@@ -109,7 +112,23 @@ class StockLink:
         self.prefix = prefix
         self._sources = {name: source.encode("utf-8") for name, source in scripts.items()}
         self._shas = {name: script_sha(source) for name, source in scripts.items()}
-        self._client = client_for(url, timeout=timeout, protocol=2)
+        self._client = client_for(url, timeout=timeout, protocol=2,
+                                  redis_connect_func=self._verify)  # fmt: skip
+
+    def _verify(self, conn: Any) -> None:
+        """redis-py's hook for a new connection: its handshake, then ``verify.lua``."""
+        import redis
+
+        conn.on_connect()
+        request = ("EVALSHA", self._shas["verify"], 1, self.prefix + "epoch")
+        conn.send_command(*request)
+        try:
+            conn.read_response()
+        except redis.exceptions.NoScriptError:
+            conn.send_command("SCRIPT", "LOAD", self._sources["verify"])
+            conn.read_response()
+            conn.send_command(*request)
+            conn.read_response()
 
     def _failed(self, exc: Exception) -> Exception:
         """The link's error for a redis-py error; a lost server drops the idle connections."""
