@@ -144,15 +144,22 @@ def sentinel_for(address: RedisAddress, timeout: float) -> Sentinel:
 def client_for(url: str, *, timeout: float, **kwargs: Any) -> redis.Redis:
     """A redis-py client of the server the URL names; for a Sentinel URL a client of
     the current primary that finds the new one after a failover
-    (``SentinelConnectionPool``). ``kwargs`` go to every connection.
+    (``SentinelConnectionPool``). ``kwargs`` go to every connection; a failed command
+    is retried once, at once.
 
     Raises:
         ValueError: a malformed URL.
     """
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     address = parse(url)
-    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout, **kwargs}
+    # NOTE: one retry at once replaces a pooled connection the server closed; waiting
+    # longer is not the client's call (redis-py's default backs off for seconds, 10
+    # times): the engine answers 503 and its callers come back.
+    kwargs = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+              "retry": Retry(NoBackoff(), 1), **kwargs}  # fmt: skip
     if not address.service:
         return redis.Redis.from_url(url, **kwargs)
     return sentinel_for(address, timeout).master_for(
