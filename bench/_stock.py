@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
+from ecshop.stock._redis_admin import server_id
 from ecshop.stock.scripts import load_scripts
 
 PREFIX = "bench:{stock}:"
@@ -18,7 +19,8 @@ def prime(url: str, skus: list[str], units: int = 10**9) -> redis.Redis:
     """Empty the database, set the epoch marker and give every SKU ``units``."""
     client = redis.Redis.from_url(url, protocol=2)
     client.flushdb()
-    client.set(f"{PREFIX}epoch", "bench")
+    # the marker names this server, as a rebuild's does (lua/verify.lua)
+    client.set(f"{PREFIX}epoch", f"bench@{server_id(client)}")
     load = "for i = 1, #ARGV do redis.call('HSET', KEYS[1] .. ARGV[i], 'a', KEYS[2]) end"
     for start in range(0, len(skus), 5000):
         client.eval(load, 2, f"{PREFIX}s:", units, *skus[start : start + 5000])

@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcpy
 
+from ecshop._redisurl import sentinel_for
 from ecshop._stockcore_py import (
     MAX_LINES,
     MAX_QTY,
@@ -25,6 +26,7 @@ from ecshop._stockcore_py import (
     LinkError,
     ReplyError,
     parse_redis_url,
+    primary_of,
     script_sha,
 )
 from ecshop.errors import ValidationError
@@ -319,18 +321,32 @@ cdef inline object _raise_error(object reply):
     return reply
 
 
+cdef inline object _primary_only(object reply):
+    """A ``READONLY`` answer means the server is a replica now: a link failure."""
+    if isinstance(reply, ReplyError) and str(reply).startswith("READONLY"):
+        raise LinkError(f"the Redis server is a replica now: {reply}")
+    return reply
+
+
 cdef class StockLink:
     """A connection to Redis for the stock scripts, speaking RESP over a raw socket.
 
+    Every new connection first runs the ``verify`` script, and a connection whose
+    server turned replica (``READONLY``) is closed as a link failure, with every idle
+    one; see the twin. Behind Sentinel each new connection goes to the primary that
+    redis-py's ``Sentinel`` names at that moment.
+
     Args:
-        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix with the hash tag, e.g. ``"ecshop:{stock}:"``.
-        scripts: Lua sources by name (``reserve``, ``commit``, ...).
+        scripts: Lua sources by name (``reserve``, ``commit``, ..., and ``verify``).
         timeout: seconds to wait for a connection or a reply.
     """
 
     cdef readonly str prefix
     cdef object address
+    cdef object sentinel
+    cdef bytes verify_request
     cdef double timeout
     cdef list idle
     cdef dict sources
@@ -352,6 +368,8 @@ cdef class StockLink:
         self.h_b = self.p_b + b"h:"
         self.s_b = self.p_b + b"s:"
         self.x_b = self.p_b + b"x:"
+        self.verify_request = encode_command([b"EVALSHA", self.shas["verify"], b"1", self.epoch_b])
+        self.sentinel = sentinel_for(self.address, timeout) if self.address.service else None
         self.writer = _Writer()
         _links.add(self)
 
@@ -360,13 +378,14 @@ cdef class StockLink:
 
     cdef _Conn _connect(self):
         a = self.address
+        host, port = primary_of(self.sentinel, a.service) if a.service else (a.host, a.port)
         try:
             if a.path:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout)
                 sock.connect(a.path)
             else:
-                sock = socket.create_connection((a.host, a.port), timeout=self.timeout)
+                sock = socket.create_connection((host, port), timeout=self.timeout)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if a.tls:
                     import ssl
@@ -389,10 +408,24 @@ cdef class StockLink:
                 _raise_error(conn.call(encode_command(auth)))
             if a.db:
                 _raise_error(conn.call(encode_command([b"SELECT", a.db])))
+            self._verify(conn)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    cdef _verify(self, _Conn conn):
+        """``verify.lua`` on a new connection, before its first script."""
+        reply = _primary_only(conn.call(self.verify_request))
+        if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+            _raise_error(conn.call(encode_command([b"SCRIPT", b"LOAD", self.sources["verify"]])))
+            reply = _primary_only(conn.call(self.verify_request))
+        _raise_error(reply)
+
+    cdef _drop_idle(self):
+        idle, self.idle = self.idle, []
+        for conn in idle:
+            (<_Conn>conn).close()
 
     cdef object _roundtrip(self, bytes request):
         cdef _Conn conn
@@ -401,7 +434,13 @@ cdef class StockLink:
         except IndexError:
             conn = self._connect()
         try:
-            reply = conn.call(request)
+            reply = _primary_only(conn.call(request))
+        except LinkError:
+            # NOTE: the server is gone or turned replica: the idle connections go too,
+            # so the next call connects to the primary instead of failing once each.
+            conn.close()
+            self._drop_idle()
+            raise
         except BaseException:
             conn.close()
             raise
@@ -476,7 +515,10 @@ cdef class StockLink:
             w.bulk2(_as_bytes(item), EMPTY)
         return self._evalsha(name, w.take())
 
+    def reconnect(self):
+        """Close the idle connections: the next call connects again (behind Sentinel,
+        to the primary it names by then)."""
+        self._drop_idle()
+
     def close(self):
-        idle, self.idle = self.idle, []
-        for conn in idle:
-            (<_Conn>conn).close()
+        self._drop_idle()

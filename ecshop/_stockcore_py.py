@@ -7,11 +7,10 @@ Redis through redis-py; the compiled module speaks RESP itself over a raw socket
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from hashlib import sha1
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from ecshop._redisurl import RedisAddress, client_for, parse
 from ecshop.errors import ConfigError, ValidationError
 from ecshop.redact import mask
 
@@ -56,52 +55,33 @@ def canonicalize_lines(lines: Iterable[tuple[str, int]]) -> list[tuple[str, int]
     return sorted(merged.items())
 
 
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where and how to reach Redis, parsed from a ``redis://``, ``rediss://`` or
-    ``unix://`` URL."""
-
-    host: str = "127.0.0.1"
-    port: int = 6379
-    path: str = ""
-    db: int = 0
-    username: str = ""
-    password: str = ""
-    tls: bool = False
-
-
 def parse_redis_url(url: str) -> RedisAddress:
-    """Parse ``redis://[user:pw@]host[:port][/db]`` or ``unix:///path[?db=N]``.
+    """Parse ``redis://[user:pw@]host[:port][/db]``, ``unix:///path[?db=N]`` or
+    ``redis+sentinel://[user:pw@]host[:port][,host[:port]...]/service[/db]``
+    (:mod:`ecshop._redisurl`).
 
     Raises:
         ConfigError: the URL is not a Redis URL.
     """
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    user = unquote(parts.username or "")
-    password = unquote(parts.password or "")
-    if "password" in query:
-        password = query["password"][0]
     try:
-        db = int(query["db"][0]) if "db" in query else 0
-        if parts.scheme == "unix":
-            if not parts.path:
-                raise ValueError("no socket path")
-            return RedisAddress(path=parts.path, db=db, username=user, password=password)
-        if parts.scheme in ("redis", "rediss"):
-            if parts.path.strip("/"):
-                db = int(parts.path.strip("/"))
-            return RedisAddress(
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 6379,
-                db=db,
-                username=user,
-                password=password,
-                tls=parts.scheme == "rediss",
-            )
+        return parse(url)
     except ValueError as exc:
         raise ConfigError(mask(f"ECSHOP_REDIS_URL: malformed Redis URL {url!r}: {exc}")) from exc
-    raise ConfigError(mask(f"ECSHOP_REDIS_URL: unsupported scheme in {url!r}"))
+
+
+def primary_of(sentinel: Any, service: str) -> tuple[str, int]:
+    """The address of the primary the Sentinels name for ``service`` now.
+
+    Raises:
+        LinkError: no Sentinel answers, or none knows a primary that is up.
+    """
+    import redis
+
+    try:
+        host, port = sentinel.discover_master(service)
+    except redis.RedisError as exc:
+        raise LinkError(f"no Redis primary for {service!r} from Sentinel: {exc}") from exc
+    return str(host), int(port)
 
 
 def script_sha(source: str) -> str:
@@ -112,25 +92,54 @@ def script_sha(source: str) -> str:
 class StockLink:
     """A connection to Redis for the stock scripts, over redis-py.
 
+    Every new connection first runs the ``verify`` script: a copy of the stock that
+    another server wrote (a replica promoted by a failover, a restart that loaded a
+    snapshot) loses its epoch marker there, so no script sells from it before a rebuild.
+    A connection whose server turned replica (``READONLY``) is closed as a link failure,
+    with every idle one: the next connection goes to the primary again.
+
     Args:
-        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix with the hash tag, e.g. ``"ecshop:{stock}:"``.
-        scripts: Lua sources by name (``reserve``, ``commit``, ...).
+        scripts: Lua sources by name (``reserve``, ``commit``, ..., and ``verify``).
         timeout: seconds to wait for a connection or a reply.
     """
 
     def __init__(
         self, url: str, prefix: str, scripts: Mapping[str, str], *, timeout: float = 5.0
     ) -> None:
-        import redis
-
         parse_redis_url(url)  # the same URL errors as the compiled link
         self.prefix = prefix
         self._sources = {name: source.encode("utf-8") for name, source in scripts.items()}
         self._shas = {name: script_sha(source) for name, source in scripts.items()}
-        self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, protocol=2
-        )
+        self._client = client_for(url, timeout=timeout, protocol=2,
+                                  redis_connect_func=self._verify)  # fmt: skip
+
+    def _verify(self, conn: Any) -> None:
+        """redis-py's hook for a new connection: its handshake, then ``verify.lua``."""
+        import redis
+
+        conn.on_connect()
+        request = ("EVALSHA", self._shas["verify"], 1, self.prefix + "epoch")
+        conn.send_command(*request)
+        try:
+            conn.read_response()
+        except redis.exceptions.NoScriptError:
+            conn.send_command("SCRIPT", "LOAD", self._sources["verify"])
+            conn.read_response()
+            conn.send_command(*request)
+            conn.read_response()
+
+    def _failed(self, exc: Exception) -> Exception:
+        """The link's error for a redis-py error; a lost server drops the idle connections."""
+        import redis
+
+        if isinstance(exc, redis.ResponseError) and not isinstance(exc, redis.ReadOnlyError):
+            return ReplyError(str(exc))
+        self.reconnect()
+        if isinstance(exc, redis.ReadOnlyError):
+            return LinkError(f"the Redis server is a replica now: {exc}")
+        return LinkError(str(exc))
 
     def command(self, *args: Any) -> Reply:
         """Send one command and return its parsed reply."""
@@ -149,10 +158,8 @@ class StockLink:
                 raise
             finally:
                 pool.release(conn)
-        except redis.ResponseError as exc:
-            raise ReplyError(str(exc)) from exc
         except redis.RedisError as exc:
-            raise LinkError(str(exc)) from exc
+            raise self._failed(exc) from exc
         return reply
 
     def script(self, name: str, keys: Sequence[Any], args: Sequence[Any]) -> Reply:
@@ -166,10 +173,13 @@ class StockLink:
             except redis.exceptions.NoScriptError:
                 self._client.script_load(self._sources[name])
                 return self._client.evalsha(sha, len(keys), *keys, *args)
-        except redis.ResponseError as exc:
-            raise ReplyError(str(exc)) from exc
         except redis.RedisError as exc:
-            raise LinkError(str(exc)) from exc
+            raise self._failed(exc) from exc
+
+    def reconnect(self) -> None:
+        """Close the idle connections: the next call connects again (behind Sentinel,
+        to the primary it names by then)."""
+        self._client.connection_pool.disconnect(inuse_connections=False)
 
     def _reserve_call(
         self, token: str, lines: Iterable[tuple[str, int]], ttl_ms: int

@@ -87,12 +87,21 @@ def _mail_info(config: Config) -> str:
 def _redis_info(url: str) -> tuple[str, bool]:
     """A line about the Redis at ``url``, and whether it answered."""
     import redis
+    from redis.sentinel import SentinelConnectionPool
+
+    from ecshop._redisurl import client_for
 
     try:
-        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        client = client_for(url, timeout=5)
         server = client.info("server")
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-        line = f"stock engine: redis {server.get('redis_version')} at {url} (maxmemory-policy {policy})"
+        pool = client.connection_pool
+        where = ""
+        if isinstance(pool, SentinelConnectionPool):
+            host, port = pool.get_master_address()
+            where = f"primary {host}:{port} through Sentinel, "
+        line = (f"stock engine: redis {server.get('redis_version')} at {url} "
+                f"({where}maxmemory-policy {policy})")  # fmt: skip
     except (redis.RedisError, ValueError) as exc:
         return mask(f"stock engine: redis at {url} — unreachable: {exc}"), False
     return mask(line), True

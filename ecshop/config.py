@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
+from ecshop._redisurl import parse as parse_redis_url
 from ecshop.errors import ConfigError
 from ecshop.redact import mask
 
@@ -94,8 +95,10 @@ def _base_url(raw: str) -> str:
 
 
 def _redis_url(raw: str) -> str:
-    if raw and not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    """One server (``redis://``, ``rediss://``, ``unix://``) or a primary through
+    Sentinel (``redis+sentinel://``); the forms are in :mod:`ecshop._redisurl`."""
+    if raw:
+        parse_redis_url(raw)
     return raw
 
 

@@ -39,6 +39,8 @@ from ecshop.store import DuplicateKey, Store
 
 log = logging.getLogger("ecshop.reconcile")
 LEASE = "reconciler"
+#: seconds between the loop's looks at the stock engine's epoch marker between passes
+WATCH_EVERY = 1.0
 #: what ``fetch_status`` / ``expire_payment`` may answer; anything else is garbage
 KNOWN_STATUSES = frozenset(
     {"succeeded", "failed", "pending", "expired", "refunded", "partially_refunded", "unknown"}
@@ -406,11 +408,29 @@ class Reconciler:
             except Exception as exc:  # keep the loop alive whatever one pass hits
                 failures.failed(type(exc).__name__, "reconcile pass failed: %s", exc,
                                 level=logging.ERROR, exc_info=exc)  # fmt: skip
-            stop.wait(interval)
+            self._watch(interval, stop, ttl, failures)
         try:
             release_lease(self.store, LEASE, self.holder)
         except Exception:
             pass
+
+    def _watch(self, interval: float, stop: threading.Event, ttl: float, failures: Repeats) -> None:
+        """Wait ``interval`` seconds for the next pass, looking every second for a stock
+        engine that lost its copy (Redis restarted, flushed, or a failover promoted a
+        replica, which ``verify.lua`` unseals): the leader rebuilds it at once instead
+        of at the next pass, so the storefront's 503s end as soon as the database has
+        refilled it."""
+        deadline = time.monotonic() + interval
+        while not stop.wait(max(0.0, min(WATCH_EVERY, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            try:
+                if self.stock.needs_rebuild() and acquire_lease(
+                    self.store, LEASE, self.holder, ttl
+                ):
+                    self.stock.rebuild()
+            except Exception as exc:  # Redis still down: the next look tries again
+                failures.failed("rebuild", "stock engine not rebuilt: %s", exc)
 
 
 class Background:

@@ -12,7 +12,8 @@ import logging
 import re
 
 MASK = "***"
-SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "access_token")
+SECRET_PARAMS = ("password", "passwd", "pwd", "secret", "token", "access_token",
+                 "sentinel_password")  # fmt: skip
 
 # scheme:// and the rest of the word: the user info is found in it by _user_info.
 _URL = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<rest>[^\s]*)")

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from ecshop.store import Store, open_store
+from ecshop.testing.sentinel import SentinelGroup
 from ecshop.testing.servers import MariaDBServer, RedisServer, ServerUnavailable
 
 REQUIRE_SERVICES = os.environ.get("ECSHOP_REQUIRE_SERVICES") == "1"
@@ -82,6 +83,60 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSer
         _unavailable(str(exc))
     yield server
     server.cleanup()
+
+
+def wait_synced(replica: RedisServer, timeout: float = 30) -> None:
+    """Wait until the replica's link to its primary is up (the first sync done)."""
+    import time
+
+    import redis
+
+    deadline = time.monotonic() + timeout
+    with redis.Redis.from_url(replica.url) as client:
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def redis_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[RedisServer, RedisServer]]:
+    """A redis-server and its replica, of this test's own."""
+    primary = RedisServer(directory=tmp_path_factory.mktemp("primary"))
+    replica = RedisServer(directory=tmp_path_factory.mktemp("replica"))
+    try:
+        primary.start()
+        replica.extra_args = ("--replicaof", "127.0.0.1", str(primary.port))
+        replica.start()
+    except ServerUnavailable as exc:
+        primary.cleanup()
+        replica.cleanup()
+        _unavailable(str(exc))
+    wait_synced(replica)
+    yield primary, replica
+    replica.cleanup()
+    primary.cleanup()
+
+
+@pytest.fixture
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., SentinelGroup]]:
+    """``sentinels(count=3)``: a primary, its replica and ``count`` Sentinels watching
+    them (``.url`` is their ``redis+sentinel://`` URL), stopped after the test."""
+    import shutil
+
+    groups: list[SentinelGroup] = []
+
+    def start(count: int = 3) -> SentinelGroup:
+        if shutil.which("redis-server") is None:  # Sentinel is redis-server --sentinel
+            _unavailable("redis-server not found: install it (apt-get install redis-server)")
+        group = SentinelGroup(count=count, directory=tmp_path_factory.mktemp("sentinel"))
+        groups.append(group)
+        return group.start()
+
+    yield start
+    for group in groups:
+        group.cleanup()
 
 
 # -- MariaDB -------------------------------------------------------------------------

@@ -78,6 +78,24 @@ def test_info_masks_query_string_and_tls_passwords(tmp_path):
     assert "rediss://user:***@" in run.stdout and "pw-secret" not in run.stdout + run.stderr
 
 
+def test_info_masks_a_sentinel_url(tmp_path):
+    closed = f"127.0.0.1:{free_port()},127.0.0.1:{free_port()}"
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db",
+           "ECSHOP_REDIS_URL": f"redis+sentinel://:s3cr@t@{closed}/shop/0?sentinel_password=s3nt"}  # fmt: skip
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert run.returncode == 1 and "Redis cannot be reached" in run.stderr
+    assert f"redis at redis+sentinel://:***@{closed}/shop/0?sentinel_password=***" in run.stdout
+    assert "s3cr@t" not in run.stdout + run.stderr and "s3nt" not in run.stdout + run.stderr
+
+
+def test_info_names_the_primary_that_sentinel_names(tmp_path, sentinels):
+    group = sentinels(1)
+    env = {"ECSHOP_DATABASE_URL": f"sqlite:///{tmp_path}/shop.db", "ECSHOP_REDIS_URL": group.url}
+    run = ecshop("info", env=env, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert f"(primary 127.0.0.1:{group.primary_port()} through Sentinel, " in run.stdout
+
+
 def test_connection_errors_and_their_log_lines_are_masked(tmp_path):
     """A stock engine on a closed port: the warnings logged and the error printed."""
     db = f"sqlite:///{tmp_path}/shop.db"

@@ -25,6 +25,13 @@ def test_defaults_are_the_embedded_shop(tmp_path, monkeypatch):
         ("ECSHOP_HOLD_TTL", "-5"),
         ("ECSHOP_DATABASE_URL", "postgres://x"),
         ("ECSHOP_REDIS_URL", "http://x"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1:26379,h2:26379"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1:x/shop"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1,/shop"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1/shop/zero"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1/shop/0/1"),
+        ("ECSHOP_REDIS_URL", "redis+sentinel://h1/shop?socket_timeout=1"),
+        ("ECSHOP_REDIS_URL", "redis://cache:6379/zero"),
         ("ECSHOP_CURRENCY", "yen"),
         ("ECSHOP_PLUGINS_STRICT", "maybe"),
         ("ECSHOP_MAX_BODY", "0"),
@@ -151,3 +158,25 @@ def test_the_unreachable_gateway_settings_are_the_shops_own():
     assert load_config({}).gateway_unreachable_after == 86400
     with pytest.raises(ConfigError, match="ECSHOP_GATEWAY_UNREACHABLE_AFTER"):
         load_config({"ECSHOP_GATEWAY_UNREACHABLE_AFTER": "-1"})
+
+
+def test_a_sentinel_url_names_the_sentinels_the_service_and_the_db():
+    from ecshop._redisurl import parse
+
+    url = "redis+sentinel://app:pw@10.0.0.1,10.0.0.2:26380,[::1]/shop-stock/2?sentinel_password=sp"
+    assert load_config({"ECSHOP_REDIS_URL": url}).redis_url == url
+    address = parse(url)
+    assert address.sentinels == (("10.0.0.1", 26379), ("10.0.0.2", 26380), ("::1", 26379))
+    assert (address.service, address.db) == ("shop-stock", 2)
+    assert (address.username, address.password, address.sentinel_password) == ("app", "pw", "sp")
+    assert "pw" not in repr(address) and "sp" not in repr(address)
+    assert parse("redis+sentinel://h/shop").db == 0
+
+
+def test_a_bad_sentinel_url_hides_its_passwords():
+    url = "redis+sentinel://:s3cr@t@h1/shop?sentinel_password=s3nt&nope=1"
+    with pytest.raises(ConfigError) as info:
+        load_config({"ECSHOP_REDIS_URL": url})
+    message = str(info.value)
+    assert message.startswith("ECSHOP_REDIS_URL") and "'nope'" in message
+    assert "s3cr@t" not in message and "s3nt" not in message

@@ -5,6 +5,7 @@ where no gateway can be asked, the stock stays held."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import pytest
@@ -262,3 +263,43 @@ def test_a_capture_already_recorded_under_another_event_id_is_not_applied_again(
     assert statuses(shop)[number] == "cancelled"
     assert shop.stock.levels(["MUG"])["MUG"].available == 2
     assert capture("evt_second", "pay_2") == "paid"  # another capture: never dropped
+
+
+class LosesItsCopy:
+    """A stock engine that says it lost its copy once ``lost`` is set, until rebuilt."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.looks = 0
+        self.lost = threading.Event()
+        self.rebuilt = threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def needs_rebuild(self):
+        self.looks += 1
+        return self.lost.is_set() and not self.rebuilt.is_set()
+
+    def rebuild(self):
+        self.rebuilt.set()
+
+
+def test_the_loop_rebuilds_a_lost_copy_between_passes(shop):
+    """Redis restarted, or a failover promoted a replica, right after a pass: the leader
+    rebuilds the stock engine at its next look, not an interval later."""
+    engine = shop.reconciler.stock = LosesItsCopy(shop.reconciler.stock)
+    stop = threading.Event()
+    loop = threading.Thread(target=shop.reconciler.run_forever, args=(3600, stop))
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while engine.looks < 2:  # the pass's own look, then the loop's between passes
+            assert time.monotonic() < deadline, "the loop never looked between passes"
+            time.sleep(0.05)
+        engine.lost.set()
+        assert engine.rebuilt.wait(30), "the lost copy waited for the next pass"
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()

@@ -20,6 +20,14 @@ from ecshop.redact import MaskingFilter, install_filter, mask
         ("redis://h:6379/0?password=hunter2&db=1", "redis://h:6379/0?password=***&db=1"),
         ("unix:///run/redis.sock?db=0&password=p@ss", "unix:///run/redis.sock?db=0&password=***"),
         ("mysql://u:pa/ss@h/db", "mysql://u:***@h/db"),
+        (
+            "redis+sentinel://:s3cr@t@h1:26379,h2:26379/shop/0",
+            "redis+sentinel://:***@h1:26379,h2:26379/shop/0",
+        ),
+        (
+            "redis+sentinel://h1,h2/shop?sentinel_password=p@ss",
+            "redis+sentinel://h1,h2/shop?sentinel_password=***",
+        ),
         ("mysql://u:pw@[::1]:3306/db", "mysql://u:***@[::1]:3306/db"),
         ("/api/v1/orders/A1?token=abcdef&x=1", "/api/v1/orders/A1?token=***&x=1"),
     ],

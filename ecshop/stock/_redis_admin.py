@@ -11,11 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from redis.sentinel import SentinelConnectionPool
 
 from ecshop.errors import ConfigError
 from ecshop.stock._ledger import OrderHolds
 
 CHUNK = 5000
+FENCE_TIMEOUT = 1.0
 SAFE_POLICIES = ("noeviction", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl")
 
 
@@ -81,8 +85,11 @@ def _chunks(items: list[Any]) -> Iterator[list[Any]]:
         yield items[start : start + CHUNK]
 
 
-def write_copy(client: redis.Redis, prefix: str, on_hand: dict[str, int], holds: OrderHolds) -> str:
-    """Write the levels and holds computed from the database, then the epoch marker."""
+def write_copy(
+    client: redis.Redis, prefix: str, on_hand: dict[str, int], holds: OrderHolds
+) -> None:
+    """Write the levels and holds computed from the database (the engine seals them
+    with the epoch marker after)."""
     held, sold = holds.per_sku()
     for chunk in _chunks(sorted(on_hand)):
         pipe = client.pipeline(transaction=False)
@@ -104,9 +111,49 @@ def write_copy(client: redis.Redis, prefix: str, on_hand: dict[str, int], holds:
                 for sku, _ in lines:
                     pipe.zadd(f"{prefix}x:{sku}", {token: expires})
         pipe.execute()
-    epoch = f"{time.time():.3f}:{uuid.uuid4().hex[:8]}"
-    client.set(f"{prefix}epoch", epoch)
-    return epoch
+
+
+def fence_others(client: redis.Redis, prefix: str, source: str) -> list[str]:
+    """Run ``fence.lua`` on every other server of a Sentinel service (none for one
+    server); return the addresses of old primaries that were stopped from selling.
+
+    The servers are the replicas redis-py's ``Sentinel`` reports up (a primary that just
+    died is among them until Sentinel sees it down again). One that cannot be reached
+    is skipped at once, without retries: a dead primary sells nothing.
+    """
+    pool = client.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return []
+    primary = tuple(pool.get_master_address())
+    kwargs = pool.connection_kwargs
+    fenced = []
+    for host, port in pool.sentinel_manager.discover_slaves(pool.service_name):
+        if (host, port) == primary:
+            continue
+        other = redis.Redis(host=host, port=port, db=kwargs.get("db") or 0,
+                            username=kwargs.get("username"), password=kwargs.get("password"),
+                            socket_timeout=FENCE_TIMEOUT, socket_connect_timeout=FENCE_TIMEOUT,
+                            retry=Retry(NoBackoff(), 0), protocol=2)  # fmt: skip
+        try:
+            if other.eval(source, 1, f"{prefix}epoch"):
+                fenced.append(f"{host}:{port}")
+        except redis.RedisError:
+            pass  # down, or a replica already (it refuses writes: it cannot sell either)
+        finally:
+            other.close()
+    return fenced
+
+
+def server_id(client: redis.Redis) -> str:
+    """The run_id of the server the client reaches now (as ``server_id()`` in
+    ``lua/lib.lua`` reads it: redis-py's INFO parser may turn a run_id into a number)."""
+    found = client.eval("return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')", 0)
+    return found.decode() if isinstance(found, bytes) else str(found)
+
+
+def new_epoch() -> str:
+    """A rebuild's id: when, and a random part (``seal.lua`` adds the server's run_id)."""
+    return f"{time.time():.3f}:{uuid.uuid4().hex[:8]}"
 
 
 def read_levels(

@@ -3,8 +3,12 @@
 Redis keeps ``available``, ``held`` and ``sold`` per SKU and the holds (layout in
 ``lua/lib.lua``); the database keeps ``on_hand`` and, in the orders table, every hold
 and sale that matters (``orders.stock_state``). Redis is a cache the database can
-rebuild: while its epoch marker is missing (restart, flush, failover) the engine refuses
-to sell with :class:`StockUnavailable` until :meth:`RedisStockEngine.rebuild` has run.
+rebuild: while its epoch marker is missing (restart, flush) the engine refuses to sell
+with :class:`StockUnavailable` until :meth:`RedisStockEngine.rebuild` has run. The
+marker names the server the rebuild wrote to, and the stock core checks it on every new
+connection (``lua/verify.lua``): a replica promoted by a failover, which may lack the
+last writes, loses the marker there and is rebuilt before it sells (docs/architecture.md,
+"Redis behind Sentinel").
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import redis
 
 from ecshop import metrics
+from ecshop._redisurl import client_for
 from ecshop.errors import Conflict, InsufficientStock, NotFound, StockUnavailable
 from ecshop.logconf import Repeats
 from ecshop.redact import mask
@@ -32,11 +37,9 @@ log = logging.getLogger("ecshop.stock")
 DEFAULT_PREFIX = "ecshop:{stock}:"
 SWEEP_BATCH = 500
 REBUILD_LOCK_MS = 10 * 60 * 1000
-NO_EPOCH = "the stock engine has no data (Redis restarted or was flushed): rebuild pending"
-
-
-def _unavailable(retry_after: int = 5) -> StockUnavailable:
-    return StockUnavailable(NO_EPOCH, retry_after=retry_after)
+NO_EPOCH = (
+    "the stock engine has no data (Redis restarted, was flushed or failed over): rebuild pending"
+)
 
 
 class RedisStockEngine(EngineBase):
@@ -44,7 +47,7 @@ class RedisStockEngine(EngineBase):
 
     Args:
         store: the order store (the truth).
-        url: ``redis://``, ``rediss://`` or ``unix://`` URL.
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``redis+sentinel://`` URL.
         prefix: key prefix; keep the ``{...}`` hash tag so all keys share a Cluster slot.
         timeout: seconds to wait for Redis.
 
@@ -58,8 +61,8 @@ class RedisStockEngine(EngineBase):
         super().__init__(store)
         self.url = url
         self.prefix = prefix
-        self.client = redis.Redis.from_url(url, socket_timeout=timeout, protocol=2)
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
+        self.client = client_for(url, timeout=timeout, protocol=2)
         self._checked = False
         # NOTE: until Redis answers, every request asks again: one line per outage.
         self._unreachable = Repeats(log)
@@ -68,11 +71,23 @@ class RedisStockEngine(EngineBase):
     def _check_server(self) -> None:
         try:
             _redis_admin.check_policy(self.client)
-        except redis.ConnectionError as exc:
+        except redis.RedisError as exc:  # down, or no primary behind Sentinel yet
             self._unreachable.failed("redis", "Redis at %s is not reachable yet: %s",
                                      mask(self.url), exc)  # fmt: skip
             return
         self._checked = True
+
+    def _reconnect(self) -> None:
+        """Close the idle connections of the link and the client: behind Sentinel the
+        next ones go to the primary it names then, not to a replaced one still up."""
+        self.link.reconnect()
+        self.client.connection_pool.disconnect(inuse_connections=False)
+
+    def _unsealed(self) -> StockUnavailable:
+        """The answer while the server has no sealed copy (that server may be a
+        replaced primary that a rebuild fenced: see :meth:`_reconnect`)."""
+        self._reconnect()
+        return StockUnavailable(NO_EPOCH, retry_after=5)
 
     def _run(self, call: Callable[..., Any], *args: Any) -> Any:
         if not self._checked:
@@ -80,6 +95,7 @@ class RedisStockEngine(EngineBase):
         try:
             return call(*args)
         except core_errors() as exc:
+            self._reconnect()
             raise StockUnavailable(f"the stock engine failed: {exc}", retry_after=2) from exc
 
     # -- holds --------------------------------------------------------------------------
@@ -118,7 +134,7 @@ class RedisStockEngine(EngineBase):
         if code == 3:
             sku = reply[1].decode()
             raise NotFound(f"no stock for sku {sku!r}", sku=sku)
-        raise _unavailable()
+        raise self._unsealed()
 
     def orphans(self, older_than: float) -> list[str]:
         """Tokens of holds-until-released taken more than ``older_than`` seconds ago.
@@ -155,7 +171,7 @@ class RedisStockEngine(EngineBase):
         check_token(token)
         code = self._run(self.link.hold_call, name, token, *extra)
         if code == 2:
-            raise _unavailable()
+            raise self._unsealed()
         return bool(code == 1)
 
     def ship(self, token: str, *, actor: str) -> None:
@@ -173,7 +189,7 @@ class RedisStockEngine(EngineBase):
         state = hold.pop("", None)
         if state is None:
             if not self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"):
-                raise _unavailable()
+                raise self._unsealed()
             with self.store.tx() as tx:
                 if _ledger.shipped_before(tx, token):
                     return
@@ -188,7 +204,7 @@ class RedisStockEngine(EngineBase):
                 _ledger.apply_delta(tx, sku, -int(hold[sku]), reason="ship", actor=actor, ref=token)
             reply = self._run(self.link.hold_call, "ship", token)
             if reply[0] == 2:
-                raise _unavailable()
+                raise self._unsealed()
             if reply[0] != 1:
                 raise Conflict(f"{token} changed while shipping, try again", token=token)
 
@@ -204,7 +220,7 @@ class RedisStockEngine(EngineBase):
         if code == 2:
             if create:
                 return  # the rebuild will bring the new SKU in
-            raise _unavailable()
+            raise self._unsealed()
         raise NotFound(
             f"sku {sku!r} is missing in the stock engine: run `ecshop stock rebuild`", sku=sku
         )
@@ -231,7 +247,7 @@ class RedisStockEngine(EngineBase):
             StockUnavailable: Redis has no data (rebuild pending) or cannot be reached.
         """
         if not self._has_epoch():
-            raise _unavailable()
+            raise self._unsealed()
         with self.store.read() as tx:
             on_hand = _ledger.on_hand_of(tx, skus)
         found = self._run(_redis_admin.read_levels, self.client, self.prefix, sorted(on_hand))
@@ -282,21 +298,36 @@ class RedisStockEngine(EngineBase):
 
     def rebuild(self) -> None:
         """Recompute Redis from the database: levels from ``on_hand`` and the orders'
-        holds and sales; the epoch marker is written last, selling resumes then."""
+        holds and sales; the epoch marker is written last, selling resumes then.
+
+        Behind Sentinel, a replaced primary that is still up is stopped from selling
+        first (``lua/fence.lua``). The marker names the server the copy was written to
+        (``lua/seal.lua``); when the primary changed during the rebuild nothing is
+        sealed and the rebuild fails, to run again on the new primary.
+        """
         if not self._checked:
             self._check_server()
+        self._reconnect()  # to the primary of now
         lock = f"{self.prefix}rebuilding"
         try:
             if not self.client.set(lock, str(time.time()), nx=True, px=REBUILD_LOCK_MS):
                 raise StockUnavailable(
                     "a rebuild of the stock engine is already running", retry_after=5
                 )
+            server = _redis_admin.server_id(self.client)
+            for old in _redis_admin.fence_others(self.client, self.prefix, load_scripts()["fence"]):
+                log.warning("the replaced Redis primary %s still sold: stopped it", old)
             self.client.delete(f"{self.prefix}epoch")  # stop selling first
             _redis_admin.scan_delete(self.client, self.prefix, keep=lock)
             with self.store.read() as tx:
                 on_hand = _ledger.on_hand_of(tx, None)
                 holds = _ledger.order_holds(tx, time.time())
-            epoch = _redis_admin.write_copy(self.client, self.prefix, on_hand, holds)
+            _redis_admin.write_copy(self.client, self.prefix, on_hand, holds)
+            epoch = _redis_admin.new_epoch()
+            if not self._run(self.link.script, "seal", [f"{self.prefix}epoch"], [epoch, server]):
+                raise StockUnavailable(
+                    "the Redis primary changed during the rebuild: it runs again", retry_after=2
+                )
         except redis.RedisError as exc:
             raise StockUnavailable(f"rebuild failed: {exc}", retry_after=5) from exc
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-NAMES = ("reserve", "commit", "release", "ship", "adjust", "sweep")
+NAMES = ("reserve", "commit", "release", "ship", "adjust", "sweep", "verify", "seal", "fence")
 
 
 def _read(name: str) -> str:

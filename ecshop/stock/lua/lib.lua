@@ -1,7 +1,8 @@
 -- lib.lua: helpers prepended to every stock script (not a script of its own).
 -- Key layout, all under one hash tag so every script runs on one Cluster slot
 -- (P is the prefix, for example "ecshop:{stock}:"):
---   P.."epoch"      string   present while Redis holds a complete copy of the stock
+--   P.."epoch"      string   present while Redis holds a complete copy of the stock:
+--                            "<rebuild id>@<run_id of the server it was written on>"
 --   P.."s:"..sku    hash     a = available, h = held, c = sold (committed, not shipped)
 --   P.."x:"..sku    zset     held tokens with a unit of this SKU, scored by expiry (ms)
 --   P.."h:"..token  hash     "" = state ("h" held | "c" committed), sku = qty
@@ -10,6 +11,12 @@
 
 -- The expiry score of a hold that lasts until released: ecshop.stock._types.NEVER in ms.
 local NEVER_MS = 4000000000000000
+
+-- This server's run_id: new at every start, and a replica's is its own, so a copy
+-- marked with another one came here by replication or from a snapshot.
+local function server_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
 
 local function now_ms()
   local t = redis.call('TIME')
