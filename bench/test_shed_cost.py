@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from falcon import testing
 
-from bench._sidebyside import report, side_by_side
 from ecshop.app import create_app
 from ecshop.config import load_config
+from ecshop.sidebyside import report, side_by_side
 from ecshop.store import open_store
 
 BROWSER = {"Accept": "text/html", "Accept-Language": "ja"}
