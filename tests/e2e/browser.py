@@ -102,19 +102,30 @@ def page(browser: WebDriver, name: str) -> None:
 
 
 def flash(browser: WebDriver) -> str:
-    """The page's flash messages; "" while the page is being replaced (poll it)."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """The page's flash messages; "" while the page is being replaced (poll it).
+
+    One script reads them all, so no element handle can outlive its page between
+    finding it and reading its text (Chromium then fails with "node does not belong
+    to the document", not only with a stale reference)."""
+    from selenium.common.exceptions import WebDriverException
 
     try:
-        return " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, ".flash"))
-    except StaleElementReferenceException:
+        text = browser.execute_script(
+            "return Array.from(document.querySelectorAll('.flash'), e => e.innerText).join(' ')"
+        )
+    except WebDriverException:
         return ""
+    return str(text or "")
 
 
 def _retrying(action: Any, timeout: float = 10.0) -> None:
     """Run ``action`` until it works: right after a navigation the old page's element
     may be found and then go stale, or the new one may not be there yet."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
 
     deadline = time.monotonic() + timeout
     while True:
@@ -124,7 +135,11 @@ def _retrying(action: Any, timeout: float = 10.0) -> None:
         except (StaleElementReferenceException, NoSuchElementException):
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.1)
+        except WebDriverException as exc:
+            # Chromium's word for a handle whose page was replaced mid-command.
+            if "does not belong to the document" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
 
 
 def type_into(browser: WebDriver, field_id: str, value: str) -> None:
