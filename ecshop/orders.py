@@ -190,17 +190,22 @@ class OrderService:
         extra: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         mail_data: dict[str, Any] | None = None,
+        first: Callable[[Tx], None] | None = None,
     ) -> Change:
         """Make the move ``move`` (a key of :data:`MOVES`) in one transaction with its
         event row and the buyer's mail about it (:func:`ecshop.outbox.mail_kind`, with
         ``mail_data`` for its template).
 
-        ``stock_op(tx, order)`` runs inside the transaction and returns the new
-        ``stock_state``. Raises :class:`IllegalTransition` when the move is not legal
-        from the order's status.
+        ``first(tx)``, when given, is the caller's own write in the same transaction,
+        made before the order is read (a journal row, say): it commits with the move or
+        not at all. ``stock_op(tx, order)`` runs inside the transaction and returns the
+        new ``stock_state``. Raises :class:`IllegalTransition` when the move is not
+        legal from the order's status.
         """
         to_status = MOVES[move].to
         with self.store.tx() as tx:
+            if first is not None:
+                first(tx)
             row = load(tx, number, lock=True)
             current = row["status"]
             if not may(move, current):
@@ -273,6 +278,27 @@ class OrderService:
         )
         if move != "fulfil_backorder":
             self.hooks.do_action("payment_received", amount, change.order)
+        return change
+
+    def capture_held(
+        self, number: str, *, amount: int, payment_id: str | None, actor: str, reason: str,
+        first: Callable[[Tx], None],
+    ) -> Change | None:  # fmt: skip
+        """A gateway's capture in its common case, in one transaction with ``first(tx)``
+        (the caller's own write): the order's live hold becomes sold and the order paid.
+        None, with nothing written, when the hold is gone; the caller then writes on its
+        own and takes :meth:`mark_paid`, which re-takes the stock or asks for attention.
+
+        Raises:
+            IllegalTransition: the order cannot be captured (nothing written).
+        """
+        extra = {"paid_amount": amount, "payment_id": payment_id}
+        try:
+            change = self.transition(number, "capture", actor=actor, reason=reason,
+                                     stock_op=self._commit_held, extra=extra, first=first)  # fmt: skip
+        except _HoldGone:
+            return None
+        self.hooks.do_action("payment_received", amount, change.order)
         return change
 
     def _mark_paid(
