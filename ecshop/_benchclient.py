@@ -157,6 +157,39 @@ def sweep_loop(
     return [r for part in parts for r in part]
 
 
+def notify_loop(
+    url: str, orders: list[tuple[str, int, str]], secret: str, deadline: float
+) -> list[tuple[int, float, str]]:
+    """One client: the sandbox gateway's signed ``payment.succeeded`` for each order
+    (number, total, currency) in turn, until the list or the deadline ends.
+
+    Each result is the status, the seconds it took and the shop's outcome (``paid``
+    when the notification was applied, else what the reply said)."""
+    from ecshop.sandbox.protocol import SIGNATURE_HEADER, sign_body
+
+    results: list[tuple[int, float, str]] = []
+    for number, total, currency in orders:
+        if time.monotonic() >= deadline:
+            break
+        now = int(time.time())
+        body = json.dumps({"id": f"evt_bench_{number}", "type": "payment.succeeded",
+                           "order": number, "amount": total, "currency": currency,
+                           "payment_id": f"pay_bench_{number}", "created": now}).encode()  # fmt: skip
+        headers = {"Content-Type": "application/json",
+                   SIGNATURE_HEADER: sign_body(body, secret, now)}  # fmt: skip
+        path = "/payments/sandbox/notify"
+        started = time.perf_counter()
+        status, data = _call(url, "POST", path, body, headers)
+        took = time.perf_counter() - started
+        try:
+            outcome = str(json.loads(data).get("outcome", "")) if status == 200 else ""
+        except (ValueError, AttributeError):
+            outcome = ""
+        results.append((status, took, outcome))
+        _tick()
+    return results
+
+
 @dataclass(frozen=True)
 class Flow:
     """One paid checkout as a client saw it.

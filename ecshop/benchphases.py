@@ -167,6 +167,30 @@ class Phases:
         results, elapsed = self.drive(pool, url, sku, self.seconds, False)
         return checkout_figures(results, elapsed)
 
+    def notifications(
+        self, pool: Pool, url: str, orders: list[tuple[str, int, str]], secret: str
+    ) -> dict[str, Any]:
+        """The gateway's signed notifications for ``orders`` (pending, each holding its
+        unit), sent by the clients as fast as the shop answers them: how fast the shop
+        verifies, journals and applies them, to set beside the accepted checkouts."""
+        pool.phase_begins("notifications", f"bench: notifications for {len(orders)} pending "
+                          f"orders, at most {self.seconds:g}s with {self.clients} clients")  # fmt: skip
+        shares = [orders[i :: self.clients] for i in range(self.clients)]
+
+        def jobs(deadline: float) -> list[tuple[Any, ...]]:
+            return [(url, shares[i], secret, deadline) for i in range(self.clients)]
+
+        parts, elapsed = pool.run(client.notify_loop, jobs, self.seconds)
+        results = [r for part in parts for r in part]
+        applied = [took for status, took, outcome in results if status == 200 and outcome == "paid"]
+        p50, p99 = ms(applied)
+        others = Counter(f"{status} {outcome}".strip() for status, _, outcome in results
+                         if not (status == 200 and outcome == "paid"))  # fmt: skip
+        return {"seconds": elapsed, "orders": len(orders), "sent": len(results),
+                "applied": len(applied), "per_second": len(applied) / elapsed if elapsed else 0.0,
+                "p50_ms": p50, "p99_ms": p99, "errors": sum(others.values()),
+                "answers": dict(others)}  # fmt: skip
+
     def paid(
         self, pool: Pool, url: str, sku: str, notifications: Callable[[int], int] | None
     ) -> dict[str, Any]:

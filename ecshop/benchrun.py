@@ -219,6 +219,9 @@ class Bench:
         """Accepted and paid checkouts, pages, the flash sale, with their lines."""
         report.checkouts = phases.checkouts(pool, main.url, "BENCH-OPEN")
         self.say(report.checkout_line())
+        orders = pending_orders(main.url, token)
+        report.notifications = phases.notifications(pool, main.url, orders, gateway.secret)
+        self.say(report.notifications_line())
         report.paid = phases.paid(pool, main.url, "BENCH-PAID",
                                   lambda paid: _applied_notifications(gateway, paid))  # fmt: skip
         for line in report.paid_lines():
@@ -377,6 +380,18 @@ class Bench:
         if (self.database_url or "").startswith("mysql"):
             found["mariadb"] = mysql_round_trips(self.database_url or "")
         return found
+
+
+def pending_orders(url: str, token: str) -> list[tuple[str, int, str]]:
+    """Every order of the shop waiting for its payment: number, total and currency."""
+    found, after = [], ""
+    while True:
+        page = request(url, "GET", "/api/v1/admin/orders?status=pending_payment&limit=500"
+                       + (f"&after={after}" if after else ""), token)  # fmt: skip
+        found += [(str(o["number"]), int(o["total"]), str(o["currency"])) for o in page["items"]]
+        after = page.get("next_after") or ""
+        if not after:
+            return found
 
 
 def _applied_notifications(gateway: Any, paid: int, wait: float = 5.0) -> int:

@@ -172,6 +172,7 @@ def markdown(report: BenchReport, plot: str | None) -> str:
                 lines.append(f"| {server} | {t['unix_us']:.0f} | {t['tcp_us']:.0f} |")
         lines.append("")
     lines += ["## The other phases", "", f"- {report.checkout_line()}",
+              f"- {report.notifications_line()}",
               *[f"- {line}" for line in report.paid_lines()],
               *[f"- {line}" for line in report.pages_lines()]]  # fmt: skip
     if report.flash_sale:
