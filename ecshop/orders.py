@@ -152,18 +152,25 @@ def record_event(
     )  # fmt: skip
 
 
-def _set(tx: Tx, row: dict[str, Any], status: str, stock_state: str, extra: dict[str, Any]) -> None:
+def _set(tx: Tx, row: dict[str, Any], status: str, stock_state: str,
+         extra: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+    """Write the new status, stock state and ``extra`` columns; the row as it now is.
+
+    PERF: the row is not read again: the update is guarded by the version, so the new
+    row is the old one with these columns, the next version and the new time."""
+    now = time.time()
     fields = {"status": status, "stock_state": stock_state, **extra}
     assignments = ", ".join(f"{k} = ?" for k in fields)
     changed = tx.execute(
         f"UPDATE orders SET {assignments}, version = version + 1, updated_at = ? "
         "WHERE number = ? AND version = ?",
-        (*fields.values(), time.time(), row["number"], row["version"]),
+        (*fields.values(), now, row["number"], row["version"]),
     )
     if changed != 1:  # pragma: no cover - only under a lost lock
         raise IllegalTransition(
             f"order {row['number']} changed while being updated", number=row["number"]
         )
+    return {**row, **fields, "version": int(row["version"]) + 1, "updated_at": now}
 
 
 class OrderService:
@@ -191,6 +198,7 @@ class OrderService:
         data: dict[str, Any] | None = None,
         mail_data: dict[str, Any] | None = None,
         first: Callable[[Tx], None] | None = None,
+        guard: Callable[[dict[str, Any]], None] | None = None,
     ) -> Change:
         """Make the move ``move`` (a key of :data:`MOVES`) in one transaction with its
         event row and the buyer's mail about it (:func:`ecshop.outbox.mail_kind`, with
@@ -198,15 +206,18 @@ class OrderService:
 
         ``first(tx)``, when given, is the caller's own write in the same transaction,
         made before the order is read (a journal row, say): it commits with the move or
-        not at all. ``stock_op(tx, order)`` runs inside the transaction and returns the
-        new ``stock_state``. Raises :class:`IllegalTransition` when the move is not
-        legal from the order's status.
+        not at all. ``guard(order)``, when given, sees the locked order first and may
+        raise to write nothing. ``stock_op(tx, order)`` runs inside the transaction and
+        returns the new ``stock_state``. Raises :class:`IllegalTransition` when the move
+        is not legal from the order's status.
         """
         to_status = MOVES[move].to
         with self.store.tx() as tx:
             if first is not None:
                 first(tx)
             row = load(tx, number, lock=True)
+            if guard is not None:
+                guard(row)
             current = row["status"]
             if not may(move, current):
                 raise IllegalTransition(
@@ -214,8 +225,7 @@ class OrderService:
                     number=number, status=current, to=to_status,
                 )  # fmt: skip
             stock_state = stock_op(tx, row) if stock_op else row["stock_state"]
-            _set(tx, row, to_status, stock_state, extra or {})
-            order = load(tx, number)
+            order = _set(tx, row, to_status, stock_state, extra or {})
             self._mail(tx, mail_kind(move, current), order, mail_data)
             # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
@@ -282,10 +292,11 @@ class OrderService:
 
     def capture_held(
         self, number: str, *, amount: int, payment_id: str | None, actor: str, reason: str,
-        first: Callable[[Tx], None],
+        first: Callable[[Tx], None], guard: Callable[[dict[str, Any]], None],
     ) -> Change | None:  # fmt: skip
         """A gateway's capture in its common case, in one transaction with ``first(tx)``
-        (the caller's own write): the order's live hold becomes sold and the order paid.
+        (the caller's own write), after ``guard(order)`` on the locked order (it may raise
+        to write nothing): the order's live hold becomes sold and the order paid.
         None, with nothing written, when the hold is gone; the caller then writes on its
         own and takes :meth:`mark_paid`, which re-takes the stock or asks for attention.
 
@@ -295,7 +306,8 @@ class OrderService:
         extra = {"paid_amount": amount, "payment_id": payment_id}
         try:
             change = self.transition(number, "capture", actor=actor, reason=reason,
-                                     stock_op=self._commit_held, extra=extra, first=first)  # fmt: skip
+                                     stock_op=self._commit_held, extra=extra, first=first,
+                                     guard=guard)  # fmt: skip
         except _HoldGone:
             return None
         self.hooks.do_action("payment_received", amount, change.order)

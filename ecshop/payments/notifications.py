@@ -66,6 +66,26 @@ def check_against_order(event: Any, order: Mapping[str, Any]) -> None:
         raise SignatureError(f"refund amount {event.amount} is not within the order total")
 
 
+def _check_order(gateway: str, event: Any, order: Mapping[str, Any]) -> None:
+    """Refuse an event about an order of another gateway, or that does not fit it.
+
+    Raises:
+        SignatureError: 400.
+    """
+    if order["gateway"] != gateway:
+        log.warning("event %s from gateway %s names order %s of gateway %s: refused",
+                    event.id, gateway, order["number"], order["gateway"])  # fmt: skip
+        raise SignatureError(
+            f"order {order['number']} is not paid through {gateway}", gateway=gateway
+        )
+    check_against_order(event, order)
+
+
+class _NotAtOnce(Exception):
+    """The notification is not a capture of a live hold: nothing written, take the
+    journal-then-apply path."""
+
+
 def _same_capture(order: Mapping[str, Any], event: Any) -> bool:
     """True when the order already recorded this capture (a second capture, with
     another payment id, is money that must not be dropped)."""
@@ -126,13 +146,7 @@ class PaymentService:
         """
         with self.store.read() as tx:
             order = load(tx, str(event.order))
-        if order["gateway"] != gateway:
-            log.warning("event %s from gateway %s names order %s of gateway %s: refused",
-                        event.id, gateway, order["number"], order["gateway"])  # fmt: skip
-            raise SignatureError(
-                f"order {order['number']} is not paid through {gateway}", gateway=gateway
-            )
-        check_against_order(event, order)
+        _check_order(gateway, event, order)
         return order
 
     def journal(self, gateway: str, event: Any) -> bool:
@@ -171,37 +185,46 @@ class PaymentService:
 
     def receive(self, gateway: str, event: Any) -> str:
         """Check, journal and apply one verified event; return what happened."""
-        order = self.check(gateway, event)
-        paid = self._capture_at_once(gateway, event, order)
+        paid = self._capture_at_once(gateway, event)
         if paid is not None:
             return paid
+        self.check(gateway, event)
         if not self.journal(gateway, event):
             return "duplicate"
         self.hooks.do_action("payment_notification", event)
         return self.apply(gateway, event)
 
-    def _capture_at_once(self, gateway: str, event: Any, order: Mapping[str, Any]) -> str | None:
+    def _capture_at_once(self, gateway: str, event: Any) -> str | None:
         """The common notification, a capture of a pending order whose hold is live, in
-        one durable commit: the journal row (already marked applied), the order paid,
-        its hold sold, its event row and mail. None, with nothing written, for any
-        other case (a duplicate, a gone hold, a concurrent change), which then takes the
-        journal-then-apply path.
+        one durable commit: the journal row (already marked applied), the order checked
+        and paid, its hold sold, its event row and mail. None, with nothing written, for
+        any other case (a duplicate, a gone hold, a concurrent change), which then
+        takes the journal-then-apply path.
 
-        PERF: one commit instead of three (journal, transition, outcome). It is skipped
-        while a plugin listens to ``payment_notification``, which is fired between the
-        journal commit and the apply.
+        PERF: one transaction where the check, the journal, the transition and the
+        outcome took four. It is skipped while a plugin listens to
+        ``payment_notification``, which is fired between the journal commit and the
+        apply.
+
+        Raises:
+            NotFound, SignatureError: as :meth:`check` (nothing written).
         """
-        if (event.type != SUCCEEDED or order["stock_state"] != "held"
-                or not may("capture", order["status"]) or _same_capture(order, event)
-                or self.hooks.has_action("payment_notification")):  # fmt: skip
+        if event.type != SUCCEEDED or self.hooks.has_action("payment_notification"):
             return None
+
+        def guard(order: dict[str, Any]) -> None:
+            _check_order(gateway, event, order)
+            if (order["stock_state"] != "held" or not may("capture", order["status"])
+                    or _same_capture(order, event)):  # fmt: skip
+                raise _NotAtOnce()
+
         try:
             change = self.orders.capture_held(
                 str(event.order), amount=int(event.amount), payment_id=event.payment_id,
                 actor=f"gateway:{gateway}", reason=f"{event.type} {event.id}",
-                first=lambda tx: _journal_row(tx, gateway, event, outcome=PAID),
+                first=lambda tx: _journal_row(tx, gateway, event, outcome=PAID), guard=guard,
             )  # fmt: skip
-        except (DuplicateKey, IllegalTransition):
+        except (_NotAtOnce, DuplicateKey, IllegalTransition):
             return None
         return None if change is None else change.to_status
 

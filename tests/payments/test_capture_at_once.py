@@ -61,16 +61,16 @@ def capture(order: dict, event_id: str = "") -> PaymentEvent:
 
 
 @contextmanager
-def write_transactions(shop):
-    """Count the write transactions the store commits or rolls back (one inside another
-    joins it; group commit's included)."""
+def transactions(shop):
+    """Count the transactions the store opens, each as "write" or "read" (one inside
+    another joins it; group commit's included)."""
     opened = []
     real = shop.store.tx
 
     @contextmanager
     def counting(*, write=True):
-        if write and not getattr(shop.store._local, "depth", 0):
-            opened.append(1)
+        if not getattr(shop.store._local, "depth", 0):
+            opened.append("write" if write else "read")
         with real(write=write) as tx:
             yield tx
 
@@ -98,9 +98,9 @@ def tea(shop):
 
 def test_a_capture_is_journaled_applied_and_paid_in_one_commit(shop):
     order = place(shop)
-    with write_transactions(shop) as opened:
+    with transactions(shop) as opened:
         assert shop.payments.receive("quiet", capture(order)) == "paid"
-    assert len(opened) == 1  # journal, transition and outcome were three
+    assert opened == ["write"]  # a read (the check) and three writes (journal, move, outcome)
     [row] = journal(shop, order["number"])
     assert row["outcome"] == "paid" and row["applied_at"] is not None
     assert status(shop, order["number"]) == "paid"
@@ -131,9 +131,9 @@ def test_the_same_event_again_is_a_duplicate_and_changes_nothing(shop):
     order = place(shop)
     event = capture(order)
     assert shop.payments.receive("quiet", event) == "paid"
-    with write_transactions(shop) as opened:
+    with transactions(shop) as opened:
         assert shop.payments.receive("quiet", event) == "duplicate"
-    assert len(opened) <= 1  # at most the refused journal insert
+    assert opened.count("write") <= 2  # the refused inserts: nothing else was written
     assert len(journal(shop, order["number"])) == 1
     assert (tea(shop).sold_unshipped, tea(shop).available) == (1, 2)
 
@@ -178,3 +178,26 @@ def test_a_listener_sees_the_event_journaled_before_it_is_applied(shop):
     assert [(r["event_id"], r["outcome"]) for r in rows] == [(f"evt_{order['number']}", None)]
     assert state == "pending_payment"
     assert [r["outcome"] for r in journal(shop, order["number"])] == ["paid"]
+
+
+@pytest.mark.parametrize("wrong", ["amount", "gateway", "order"])
+def test_an_event_that_does_not_fit_its_order_is_refused_and_writes_nothing(shop, wrong):
+    from ecshop.errors import NotFound, SignatureError
+
+    order = place(shop)
+    event = capture(order)
+    gateway = "quiet"
+    if wrong == "amount":
+        event = PaymentEvent(event.id, event.type, event.order, event.amount - 1, "JPY",
+                             event.payment_id, event.created)  # fmt: skip
+    elif wrong == "gateway":
+        gateway = "sandbox"  # an order of "quiet" named by another gateway's event
+    else:
+        event = PaymentEvent(event.id, event.type, "NO-SUCH-ORDER", event.amount, "JPY",
+                             event.payment_id, event.created)  # fmt: skip
+    with pytest.raises(NotFound if wrong == "order" else SignatureError):
+        shop.payments.receive(gateway, event)
+    with shop.store.read() as tx:
+        assert tx.query("SELECT event_id FROM payments_journal") == []
+    assert status(shop, order["number"]) == "pending_payment"
+    assert (tea(shop).held, tea(shop).available) == (1, 2)
