@@ -199,6 +199,7 @@ class OrderService:
         mail_data: dict[str, Any] | None = None,
         first: Callable[[Tx], None] | None = None,
         guard: Callable[[dict[str, Any]], None] | None = None,
+        grouped: bool = False,
     ) -> Change:
         """Make the move ``move`` (a key of :data:`MOVES`) in one transaction with its
         event row and the buyer's mail about it (:func:`ecshop.outbox.mail_kind`, with
@@ -210,9 +211,14 @@ class OrderService:
         raise to write nothing. ``stock_op(tx, order)`` runs inside the transaction and
         returns the new ``stock_state``. Raises :class:`IllegalTransition` when the move
         is not legal from the order's status.
+
+        ``grouped``: the transaction may be shared with other threads' work of this
+        process (:meth:`ecshop.store.Store.grouped`); this returns after its durable
+        commit either way, and the actions fire only then.
         """
         to_status = MOVES[move].to
-        with self.store.tx() as tx:
+
+        def work(tx: Tx) -> Change:
             if first is not None:
                 first(tx)
             row = load(tx, number, lock=True)
@@ -229,9 +235,18 @@ class OrderService:
             self._mail(tx, mail_kind(move, current), order, mail_data)
             # PERF: last, so the (deferred) event row goes with the COMMIT on MySQL.
             record_event(tx, number, current, to_status, actor=actor, reason=reason, data=data)
-        metrics.ORDER_TRANSITIONS.labels(from_status=current, move=move, to_status=to_status).inc()
-        self._announce(current, to_status, order)
-        return Change(number, current, to_status, order)
+            return Change(number, current, to_status, order)
+
+        if grouped:
+            change = self.store.grouped(work)
+        else:
+            with self.store.tx() as tx:
+                change = work(tx)
+        metrics.ORDER_TRANSITIONS.labels(
+            from_status=change.from_status, move=move, to_status=to_status
+        ).inc()
+        self._announce(change.from_status, to_status, change.order)
+        return change
 
     def _mail(self, tx: Tx, kind: str | None, order: dict[str, Any],
               data: dict[str, Any] | None) -> None:  # fmt: skip
@@ -296,7 +311,9 @@ class OrderService:
     ) -> Change | None:  # fmt: skip
         """A gateway's capture in its common case, in one transaction with ``first(tx)``
         (the caller's own write), after ``guard(order)`` on the locked order (it may raise
-        to write nothing): the order's live hold becomes sold and the order paid.
+        to write nothing): the order's live hold becomes sold and the order paid. Like a
+        checkout's order, it may share its durable commit with concurrent requests of
+        this process (group commit).
         None, with nothing written, when the hold is gone; the caller then writes on its
         own and takes :meth:`mark_paid`, which re-takes the stock or asks for attention.
 
@@ -307,7 +324,7 @@ class OrderService:
         try:
             change = self.transition(number, "capture", actor=actor, reason=reason,
                                      stock_op=self._commit_held, extra=extra, first=first,
-                                     guard=guard)  # fmt: skip
+                                     guard=guard, grouped=True)  # fmt: skip
         except _HoldGone:
             return None
         self.hooks.do_action("payment_received", amount, change.order)

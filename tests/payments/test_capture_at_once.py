@@ -35,17 +35,28 @@ def register(host):
 
 
 @pytest.fixture
-def shop(db_url, tmp_path):
+def make_shop(db_url, tmp_path):
     open_store(db_url).migrate()
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "quiet.py").write_text(QUIET_GATEWAY)
-    made = build_shop(load_config({
-        "ECSHOP_DATABASE_URL": db_url, "ECSHOP_PLUGINS_ENABLED": "quiet",
-        "ECSHOP_PLUGINS_DIR": str(tmp_path / "plugins")}))  # fmt: skip
-    create_product(made.store, made.stock, {"sku": "TEA", "name": "Tea", "price": 500,
-                   "on_hand": 3}, currency="JPY", actor="test")  # fmt: skip
-    yield made
-    made.close()
+    shops = []
+
+    def make(on_hand: int = 3, **env: str):
+        shops.append(build_shop(load_config({
+            "ECSHOP_DATABASE_URL": db_url, "ECSHOP_PLUGINS_ENABLED": "quiet",
+            "ECSHOP_PLUGINS_DIR": str(tmp_path / "plugins"), **env})))  # fmt: skip
+        create_product(shops[-1].store, shops[-1].stock, {"sku": "TEA", "name": "Tea",
+                       "price": 500, "on_hand": on_hand}, currency="JPY", actor="test")  # fmt: skip
+        return shops[-1]
+
+    yield make
+    for made in shops:
+        made.close()
+
+
+@pytest.fixture
+def shop(make_shop):
+    return make_shop()
 
 
 def place(shop) -> dict:
@@ -201,3 +212,32 @@ def test_an_event_that_does_not_fit_its_order_is_refused_and_writes_nothing(shop
         assert tx.query("SELECT event_id FROM payments_journal") == []
     assert status(shop, order["number"]) == "pending_payment"
     assert (tea(shop).held, tea(shop).available) == (1, 2)
+
+
+def test_concurrent_captures_share_group_commits_and_each_is_paid(make_shop):
+    """With group commit on, captures ride it like checkouts: each thread's capture is a
+    piece of a shared transaction, and each is paid and journaled once it returns."""
+    import threading
+
+    shop = make_shop(on_hand=16, ECSHOP_GROUP_COMMIT="on", ECSHOP_THREADS="8")
+    orders = [place(shop) for _ in range(16)]
+    pieces = shop.store.group.items
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def pay(mine: list[dict]) -> None:
+        start.wait()
+        for order in mine:
+            outcomes.append(shop.payments.receive("quiet", capture(order)))
+
+    threads = [threading.Thread(target=pay, args=(orders[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes == ["paid"] * 16
+    assert shop.store.group.items - pieces == 16  # every capture went through the group
+    for order in orders:
+        assert status(shop, order["number"]) == "paid"
+        assert [r["outcome"] for r in journal(shop, order["number"])] == ["paid"]
+    assert (tea(shop).held, tea(shop).sold_unshipped, tea(shop).available) == (0, 16, 0)
