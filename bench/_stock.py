@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
+from ecshop._stockcore_py import EPOCH_KEY
 from ecshop.stock._redis_admin import server_id
 from ecshop.stock.scripts import load_scripts
 
@@ -20,7 +21,7 @@ def prime(url: str, skus: list[str], units: int = 10**9) -> redis.Redis:
     client = redis.Redis.from_url(url, protocol=2)
     client.flushdb()
     # the marker names this server, as a rebuild's does (lua/verify.lua)
-    client.set(f"{PREFIX}epoch", f"bench@{server_id(client)}")
+    client.set(f"{PREFIX}{EPOCH_KEY}", f"bench@{server_id(client)}")
     load = "for i = 1, #ARGV do redis.call('HSET', KEYS[1] .. ARGV[i], 'a', KEYS[2]) end"
     for start in range(0, len(skus), 5000):
         client.eval(load, 2, f"{PREFIX}s:", units, *skus[start : start + 5000])

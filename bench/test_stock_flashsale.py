@@ -70,9 +70,12 @@ def _seed(store: Store, engine: Any, units: int) -> None:
 def _buyer(variant: str, db_url: str, redis_url: str, prefix: str) -> Callable[[str], None]:
     store = open_store(db_url, lock_timeout=50)
     if variant.startswith("redis 3-line"):
+        from ecshop.stock.scripts import load_scripts
         from ecshop.stockcore import core
 
-        link = core.StockLink(redis_url, prefix, {"decrement": DECREMENT})
+        # the link checks every new connection with verify.lua before its first script
+        scripts = {"decrement": DECREMENT, "verify": load_scripts()["verify"]}
+        link = core.StockLink(redis_url, prefix, scripts)
         key = f"{prefix}s:HOT"
 
         def decrement(token: str) -> None:

@@ -22,6 +22,7 @@ import redis
 from _stock import CART, PREFIX, PerCall, measure, prime
 
 from ecshop import _stockcore_py
+from ecshop._stockcore_py import EPOCH_KEY
 from ecshop.stock.scripts import load_scripts
 from ecshop.testing.servers import RedisServer
 
@@ -68,13 +69,13 @@ def _redis_py_script(url: str) -> Callable[[], None]:
 
     def run() -> None:
         lines = _stockcore_py.canonicalize_lines(CART)
-        keys = [p + "epoch", p + "h:" + TOKEN, p + "exp"]
-        keys += [p + "s:" + sku for sku, _ in lines] + [p + "x:" + sku for sku, _ in lines]
+        keys = [p + EPOCH_KEY, p + "h:" + TOKEN, p + "exp"]
+        keys += [p + "s:" + sku for sku, _ in lines]
         args: list[Any] = [p, TOKEN, 600_000]
         for sku, qty in lines:
             args += [sku, qty]
         assert reserve(keys=keys, args=args)[0] == 0
-        release(keys=[p + "epoch", p + "h:" + TOKEN, p + "exp"], args=[p, TOKEN, "h"])
+        release(keys=[p + EPOCH_KEY, p + "h:" + TOKEN, p + "exp"], args=[p, TOKEN, "h"])
 
     return run
 
@@ -85,8 +86,8 @@ def _raw(url: str, unix_path: str | None) -> Callable[[], None]:
 
     sources = load_scripts()
     p = PREFIX
-    keys = [p + "epoch", p + "h:" + TOKEN, p + "exp"]
-    keys += [p + "s:" + s for s, _ in CART] + [p + "x:" + s for s, _ in CART]
+    keys = [p + EPOCH_KEY, p + "h:" + TOKEN, p + "exp"]
+    keys += [p + "s:" + s for s, _ in CART]
     args: list[Any] = [p, TOKEN, 600_000]
     for sku, qty in CART:
         args += [sku, qty]
@@ -163,8 +164,8 @@ def test_redis_benchmark_ceiling(server: RedisServer) -> None:
         pytest.skip("redis-benchmark not installed")
     sha = _stockcore_py.script_sha(load_scripts()["reserve"])
     p = PREFIX
-    keys = [p + "epoch", p + "h:t__rand_int__", p + "exp"]
-    keys += [p + "s:" + s for s, _ in CART] + [p + "x:" + s for s, _ in CART]
+    keys = [p + EPOCH_KEY, p + "h:t__rand_int__", p + "exp"]
+    keys += [p + "s:" + s for s, _ in CART]
     args = [p, "t__rand_int__", "600000"] + [str(x) for line in CART for x in line]
     for name, where in (("tcp", ["-p", str(server.port)]), ("unix", ["-s", server.socket_path])):
         out = subprocess.run(

@@ -20,6 +20,7 @@ from libc.string cimport memchr, memcpy
 
 from ecshop._redisurl import sentinel_for
 from ecshop._stockcore_py import (
+    EPOCH_KEY,
     MAX_LINES,
     MAX_QTY,
     MAX_SKU_LEN,
@@ -351,7 +352,7 @@ cdef class StockLink:
     cdef list idle
     cdef dict sources
     cdef dict shas
-    cdef bytes p_b, epoch_b, exp_b, h_b, s_b, x_b
+    cdef bytes p_b, epoch_b, exp_b, h_b, s_b
     cdef _Writer writer
     cdef object __weakref__
 
@@ -363,11 +364,10 @@ cdef class StockLink:
         self.sources = {name: src.encode("utf-8") for name, src in scripts.items()}
         self.shas = {name: script_sha(src).encode("ascii") for name, src in scripts.items()}
         self.p_b = prefix.encode("utf-8")
-        self.epoch_b = self.p_b + b"epoch"
+        self.epoch_b = self.p_b + EPOCH_KEY.encode("ascii")
         self.exp_b = self.p_b + b"exp"
         self.h_b = self.p_b + b"h:"
         self.s_b = self.p_b + b"s:"
-        self.x_b = self.p_b + b"x:"
         self.verify_request = encode_command([b"EVALSHA", self.shas["verify"], b"1", self.epoch_b])
         self.sentinel = sentinel_for(self.address, timeout) if self.address.service else None
         self.writer = _Writer()
@@ -478,17 +478,15 @@ cdef class StockLink:
         cdef list skus = [(<str>line[0]).encode("utf-8") for line in canon]
         cdef bytes token_b = token.encode("utf-8")
         w.size = 0
-        w.header(42, 9 + 4 * n)
+        w.header(42, 9 + 3 * n)
         w.bulk2(b"EVALSHA", EMPTY)
         w.bulk2(<bytes>self.shas["reserve"], EMPTY)
-        w.bulk_int(3 + 2 * n)
+        w.bulk_int(3 + n)
         w.bulk2(self.epoch_b, EMPTY)
         w.bulk2(self.h_b, token_b)
         w.bulk2(self.exp_b, EMPTY)
         for i in range(n):
             w.bulk2(self.s_b, <bytes>skus[i])
-        for i in range(n):
-            w.bulk2(self.x_b, <bytes>skus[i])
         w.bulk2(self.p_b, EMPTY)
         w.bulk2(token_b, EMPTY)
         w.bulk_int(ttl_ms)

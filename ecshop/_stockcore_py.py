@@ -18,6 +18,9 @@ MAX_LINES = 100
 MAX_QTY = 10_000
 MAX_SKU_LEN = 64
 COMPILED = False
+EPOCH_KEY = "epoch:2"
+"""The epoch marker's key under the prefix; its name carries the key layout's version
+(``lua/lib.lua``), so a copy written in another layout reads as "rebuild pending"."""
 
 Reply = Any
 """A parsed Redis reply: int, bytes, None, or a list of replies."""
@@ -120,7 +123,7 @@ class StockLink:
         import redis
 
         conn.on_connect()
-        request = ("EVALSHA", self._shas["verify"], 1, self.prefix + "epoch")
+        request = ("EVALSHA", self._shas["verify"], 1, self.prefix + EPOCH_KEY)
         conn.send_command(*request)
         try:
             conn.read_response()
@@ -186,9 +189,8 @@ class StockLink:
     ) -> tuple[list[Any], list[Any]]:
         canon = canonicalize_lines(lines)
         p = self.prefix
-        keys = [p + "epoch", p + "h:" + token, p + "exp"]
+        keys = [p + EPOCH_KEY, p + "h:" + token, p + "exp"]
         keys.extend(p + "s:" + sku for sku, _ in canon)
-        keys.extend(p + "x:" + sku for sku, _ in canon)
         args: list[Any] = [p, token, ttl_ms]
         for sku, qty in canon:
             args.append(sku)
@@ -208,7 +210,7 @@ class StockLink:
     def hold_call(self, name: str, token: str, *extra: Any) -> Reply:
         """Run a script on one hold: ``commit``, ``release`` or ``ship``."""
         p = self.prefix
-        keys = [p + "epoch", p + "h:" + token, p + "exp"]
+        keys = [p + EPOCH_KEY, p + "h:" + token, p + "exp"]
         return self.script(name, keys, [p, token, *extra])
 
     def close(self) -> None:

@@ -109,8 +109,8 @@ NOTIFICATIONS = _counter(
 HOLDS = _counter(
     "ecshop_stock_holds_total",
     "Stock holds by event: granted, refused (not enough stock), expired (given back once "
-    "their time ran out, by the sweep or a later hold on their SKUs), reclaimed (given "
-    "back by the reconciler because no order owned them).",
+    "their time ran out, by the sweep or a later hold), reclaimed (given back by the "
+    "reconciler because no order owned them).",
     ("event",),
 )
 #: the fixed events and results, shown (at 0) before they first happen

@@ -108,12 +108,10 @@ def write_copy(
             if state == "h":
                 expires = int(holds.expires[token] * 1000)
                 pipe.zadd(f"{prefix}exp", {token: expires})
-                for sku, _ in lines:
-                    pipe.zadd(f"{prefix}x:{sku}", {token: expires})
         pipe.execute()
 
 
-def fence_others(client: redis.Redis, prefix: str, source: str) -> list[str]:
+def fence_others(client: redis.Redis, epoch_key: str, source: str) -> list[str]:
     """Run ``fence.lua`` on every other server of a Sentinel service (none for one
     server); return the addresses of old primaries that were stopped from selling.
 
@@ -135,7 +133,7 @@ def fence_others(client: redis.Redis, prefix: str, source: str) -> list[str]:
                             socket_timeout=FENCE_TIMEOUT, socket_connect_timeout=FENCE_TIMEOUT,
                             retry=Retry(NoBackoff(), 0), protocol=2)  # fmt: skip
         try:
-            if other.eval(source, 1, f"{prefix}epoch"):
+            if other.eval(source, 1, epoch_key):
                 fenced.append(f"{host}:{port}")
         except redis.RedisError:
             pass  # down, or a replica already (it refuses writes: it cannot sell either)

@@ -61,6 +61,7 @@ class RedisStockEngine(EngineBase):
         super().__init__(store)
         self.url = url
         self.prefix = prefix
+        self._epoch = f"{prefix}{core.EPOCH_KEY}"
         self.link = core.StockLink(url, prefix, load_scripts(), timeout=timeout)
         self.client = client_for(url, timeout=timeout, protocol=2)
         self._checked = False
@@ -115,11 +116,16 @@ class RedisStockEngine(EngineBase):
         checked = check_ttl(ttl)
         ttl_ms = 0 if checked is None else max(1, int(checked * 1000))
         reply = self._run(self.link.reserve, token, lines, ttl_ms)
+        if reply[0] == 4:
+            # NOTE: short of stock while more expired holds may wait than one reserve
+            # gives back: sweep them all, then ask again, so an abandoned cart's units
+            # are never refused.
+            self._reclaimed(token, int(reply[1]))
+            self.sweep()
+            reply = self._run(self.link.reserve, token, lines, ttl_ms)
         code = reply[0]
-        if code in (0, 1) and reply[1]:
-            metrics.HOLD_EXPIRED.inc(int(reply[1]))
-            log.info("gave back %d expired hold(s) on the SKUs of %s before holding for it",
-                     int(reply[1]), token)  # fmt: skip
+        if code in (0, 1, 4):
+            self._reclaimed(token, int(reply[1]))
         if code == 0:
             if reply[2]:
                 metrics.HOLD_GRANTED.inc()
@@ -134,7 +140,15 @@ class RedisStockEngine(EngineBase):
         if code == 3:
             sku = reply[1].decode()
             raise NotFound(f"no stock for sku {sku!r}", sku=sku)
+        if code == 4:  # expired holds came in faster than the sweep gave them back
+            raise StockUnavailable("the stock engine is busy giving back expired holds",
+                                   retry_after=1)  # fmt: skip
         raise self._unsealed()
+
+    def _reclaimed(self, token: str, count: int) -> None:
+        if count:
+            metrics.HOLD_EXPIRED.inc(count)
+            log.info("gave back %d expired hold(s) before holding for %s", count, token)
 
     def orphans(self, older_than: float) -> list[str]:
         """Tokens of holds-until-released taken more than ``older_than`` seconds ago.
@@ -188,7 +202,7 @@ class RedisStockEngine(EngineBase):
         hold = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
         state = hold.pop("", None)
         if state is None:
-            if not self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"):
+            if not self._run(self.link.command, "EXISTS", self._epoch):
                 raise self._unsealed()
             with self.store.tx() as tx:
                 if _ledger.shipped_before(tx, token):
@@ -210,7 +224,7 @@ class RedisStockEngine(EngineBase):
 
     # -- on_hand followers --------------------------------------------------------------
     def _follow(self, sku: str, delta: int, *, create: bool = False) -> None:
-        keys = [f"{self.prefix}epoch", f"{self.prefix}s:{sku}"]
+        keys = [self._epoch, f"{self.prefix}s:{sku}"]
         reply = self._run(self.link.script, "adjust", keys, [delta, 1 if create else 0])
         code = reply[0]
         if code == 0:
@@ -234,7 +248,7 @@ class RedisStockEngine(EngineBase):
 
     # -- reads and upkeep ---------------------------------------------------------------
     def _has_epoch(self) -> bool:
-        return bool(self._run(self.link.command, "EXISTS", f"{self.prefix}epoch"))
+        return bool(self._run(self.link.command, "EXISTS", self._epoch))
 
     def needs_rebuild(self) -> bool:
         """True while Redis has no complete copy (its epoch marker is missing)."""
@@ -256,7 +270,7 @@ class RedisStockEngine(EngineBase):
     def sweep(self) -> int:
         """Reclaim every expired hold; return how many (0 while a rebuild is pending)."""
         total = 0
-        keys = [f"{self.prefix}epoch", f"{self.prefix}exp"]
+        keys = [self._epoch, f"{self.prefix}exp"]
         while True:
             done = int(self._run(self.link.script, "sweep", keys, [self.prefix, SWEEP_BATCH]))
             if done <= 0:
@@ -315,16 +329,18 @@ class RedisStockEngine(EngineBase):
                     "a rebuild of the stock engine is already running", retry_after=5
                 )
             server = _redis_admin.server_id(self.client)
-            for old in _redis_admin.fence_others(self.client, self.prefix, load_scripts()["fence"]):
+            fence = load_scripts()["fence"]
+            for old in _redis_admin.fence_others(self.client, self._epoch, fence):
                 log.warning("the replaced Redis primary %s still sold: stopped it", old)
-            self.client.delete(f"{self.prefix}epoch")  # stop selling first
+            self.client.delete(self._epoch)  # stop selling first
+            # every key under the prefix goes, those of an older layout too
             _redis_admin.scan_delete(self.client, self.prefix, keep=lock)
             with self.store.read() as tx:
                 on_hand = _ledger.on_hand_of(tx, None)
                 holds = _ledger.order_holds(tx, time.time())
             _redis_admin.write_copy(self.client, self.prefix, on_hand, holds)
             epoch = _redis_admin.new_epoch()
-            if not self._run(self.link.script, "seal", [f"{self.prefix}epoch"], [epoch, server]):
+            if not self._run(self.link.script, "seal", [self._epoch], [epoch, server]):
                 raise StockUnavailable(
                     "the Redis primary changed during the rebuild: it runs again", retry_after=2
                 )

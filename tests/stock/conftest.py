@@ -101,9 +101,6 @@ def expire_hold(engine: Any, store: Store, token: str) -> None:
         pipe = engine.client.pipeline()
         if engine.client.zscore(f"{p}exp", token) is not None:
             pipe.zadd(f"{p}exp", {token: 0})
-            for sku in engine.client.hkeys(f"{p}h:{token}"):
-                if sku:
-                    pipe.zadd(f"{p}x:{sku.decode()}", {token: 0})
         pipe.execute()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from ecshop._stockcore_py import EPOCH_KEY
 from ecshop.errors import (
     Conflict,
     InsufficientStock,
@@ -287,10 +288,12 @@ def test_a_hold_until_released_is_never_reclaimed(
     expire_hold(shelf, mirror.store, "offline")
     with pytest.raises(InsufficientStock):
         shelf.reserve("next", [("CUP", 1)], ttl=60)
-    assert shelf.sweep() == 1  # the expired offline hold only
+    # the expired offline hold only; the Redis engine's reserve above took it back
+    # already (it reclaims the earliest expired holds of any SKU)
+    assert shelf.sweep() == (0 if engine_kind == "redis" else 1)
     assert lv(shelf, "TEA") == Levels(5, 5, 0, 0)
     if engine_kind == "redis":
-        shelf.client.delete(f"{shelf.prefix}epoch")  # Redis lost its data
+        shelf.client.delete(f"{shelf.prefix}{EPOCH_KEY}")  # Redis lost its data
         shelf.rebuild()
     assert lv(shelf, "CUP") == Levels(2, 0, 2, 0)
     assert shelf.audit() == []

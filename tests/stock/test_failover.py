@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from ecshop import _stockcore_py
+from ecshop._stockcore_py import EPOCH_KEY
 from ecshop.errors import InsufficientStock, StockUnavailable
 from ecshop.stock import Levels, RedisStockEngine
 from ecshop.stock.scripts import load_scripts
@@ -24,7 +25,7 @@ from .conftest import OrderMirror, add_product
 from .test_stockcore import MODULES
 
 P = "p:{stock}:"
-EPOCH = P + "epoch"
+EPOCH = P + EPOCH_KEY
 
 
 @pytest.fixture(params=MODULES)
@@ -199,7 +200,7 @@ def test_a_failover_by_hand_fences_the_old_primary(
     errors: list[BaseException] = []
     assert until_answered(second.needs_rebuild, errors) is True
     until_answered(second.rebuild, errors)
-    marker = raw(old.url).get(f"{first.prefix}epoch")
+    marker = raw(old.url).get(f"{first.prefix}{EPOCH_KEY}")
     assert marker is None or marker.endswith("@" + run_id(new.url)), "the old primary sells"
     # The first worker still has its connection to the old primary: it gets 503s
     # until its next connection goes to the new one.

@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 import redis
 
-from ecshop.errors import ConfigError, StockUnavailable
+from ecshop._stockcore_py import EPOCH_KEY
+from ecshop.errors import ConfigError, InsufficientStock, StockUnavailable
 from ecshop.stock import Levels, RedisStockEngine
 from ecshop.store import Store, open_store
 from ecshop.testing.servers import RedisServer
 
-from .conftest import OrderMirror, add_product
+from .conftest import OrderMirror, add_product, expire_hold
 
 
 @pytest.fixture
@@ -82,7 +83,7 @@ def test_unreachable_redis_is_unavailable(store: Store, private_redis: RedisServ
     e.close()
 
 
-@pytest.mark.parametrize("broken", ["x:TEA", "exp", "s:CUP"])
+@pytest.mark.parametrize("broken", ["h:o2", "exp", "s:CUP"])
 def test_a_failing_script_writes_nothing(eng: RedisStockEngine, broken: str) -> None:
     """A key of the wrong type fails the script before its first write."""
     eng.reserve("o1", [("CUP", 1)], ttl=60)
@@ -106,10 +107,9 @@ def test_a_failing_reclaim_writes_nothing(eng: RedisStockEngine, store: Store) -
     """An expired hold whose other SKU is broken: nothing of the reserve is written."""
     eng.reserve("o1", [("CUP", 1), ("TEA", 1)], ttl=60)
     p = eng.prefix
-    eng.client.zadd(f"{p}x:CUP", {"o1": 0})
     eng.client.zadd(f"{p}exp", {"o1": 0})
-    eng.client.delete(f"{p}x:TEA")
-    eng.client.set(f"{p}x:TEA", "broken")
+    eng.client.delete(f"{p}s:TEA")
+    eng.client.set(f"{p}s:TEA", "broken")
     before = {k: eng.client.dump(k) for k in eng.client.keys(f"{p}*")}
     with pytest.raises(StockUnavailable):
         eng.reserve("o2", [("CUP", 3)], ttl=60)
@@ -180,8 +180,79 @@ def test_one_rebuild_at_a_time(eng: RedisStockEngine) -> None:
         eng.rebuild()
     assert eng.needs_rebuild() is False  # the refused rebuild touched nothing
     eng.client.delete(f"{eng.prefix}rebuilding")
-    eng.client.delete(f"{eng.prefix}epoch")
+    eng.client.delete(f"{eng.prefix}{EPOCH_KEY}")
     assert eng.needs_rebuild() is True
     eng.rebuild()
     assert eng.needs_rebuild() is False
     assert eng.client.exists(f"{eng.prefix}rebuilding") == 0
+
+
+def test_a_reserve_gives_back_expired_holds_of_any_sku(eng: RedisStockEngine, store: Store) -> None:
+    """Lazy reclaim reads the one expiry index: an abandoned TEA cart comes back when
+    someone holds CUP, before any sweep."""
+    mirror = OrderMirror(store, eng)
+    mirror.place("o1", [("TEA", 4)])
+    mirror.place("o2", [("TEA", 1), ("CUP", 1)])
+    expire_hold(eng, store, "o1")
+    eng.reserve("o3", [("CUP", 1)], ttl=60)
+    assert eng.levels(["TEA", "CUP"]) == {
+        "TEA": Levels(5, 4, 1, 0),
+        "CUP": Levels(3, 1, 2, 0),
+    }
+    assert eng.client.exists(f"{eng.prefix}h:o1") == 0
+    assert eng.client.zscore(f"{eng.prefix}exp", "o1") is None
+    assert eng.sweep() == 0
+    assert eng.commit("o2") is True
+
+
+def test_more_expired_holds_than_one_reserve_takes_back_are_swept_first(
+    eng: RedisStockEngine, store: Store
+) -> None:
+    """A reserve gives back at most 64 expired holds, the earliest first. When those were
+    of other SKUs and its own SKU is short, the engine sweeps and asks again rather than
+    refusing units that sit in an abandoned cart."""
+    add_product(store, eng, "JAM", 140)
+    p = eng.prefix
+    for n in range(140):
+        eng.reserve(f"j{n}", [("JAM", 1)], ttl=60)
+    eng.reserve("c1", [("CUP", 3)], ttl=60)
+    # time passes: every JAM hold expired long ago, the CUP hold after all of them
+    eng.client.zadd(f"{p}exp", {f"j{n}": n for n in range(140)} | {"c1": 1000})
+    # the script alone: 64 JAM holds back, CUP still short, more may wait
+    assert eng.link.reserve("c2", [("CUP", 2)], 60_000) == [4, 64]
+    assert eng.levels(["JAM"])["JAM"] == Levels(140, 64, 76, 0)
+    eng.reserve("c2", [("CUP", 2)], ttl=60)  # 64 more, then the sweep, then the hold
+    assert eng.levels(["JAM", "CUP"]) == {
+        "JAM": Levels(140, 140, 0, 0),
+        "CUP": Levels(3, 1, 2, 0),
+    }
+    assert eng.client.zcard(f"{p}exp") == 1
+    with pytest.raises(InsufficientStock):
+        eng.reserve("c3", [("CUP", 2)], ttl=60)
+
+
+def test_a_copy_in_the_old_key_layout_is_rebuilt_not_sold_from(
+    eng: RedisStockEngine, store: Store
+) -> None:
+    """A copy written by the previous layout (marker at P.."epoch", an expiry zset per
+    SKU at P.."x:"..sku) has no marker of this layout: the engine refuses to sell until
+    the rebuild replaced it, old keys and all."""
+    p = eng.prefix
+    OrderMirror(store, eng).place("o1", [("TEA", 2)])
+    marker = eng.client.get(f"{p}{EPOCH_KEY}")
+    eng.client.delete(f"{p}{EPOCH_KEY}")
+    eng.client.set(f"{p}epoch", marker)  # type: ignore[arg-type]
+    eng.client.zadd(f"{p}x:TEA", {"o1": 0})
+    eng.client.hset(f"{p}s:TEA", "a", 5)  # bookkeeping this layout would get wrong
+    assert eng.needs_rebuild() is True
+    with pytest.raises(StockUnavailable, match="rebuild pending"):
+        eng.reserve("o2", [("TEA", 1)], ttl=60)
+    with pytest.raises(StockUnavailable):
+        eng.commit("o1")
+    assert eng.sweep() == 0
+    eng.rebuild()
+    assert eng.client.exists(f"{p}epoch", f"{p}x:TEA") == 0
+    assert eng.levels(["TEA"])["TEA"] == Levels(5, 3, 2, 0)
+    assert eng.audit() == []
+    eng.reserve("o2", [("TEA", 3)], ttl=60)
+    assert eng.levels(["TEA"])["TEA"] == Levels(5, 0, 5, 0)

@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - only without a compiler
 MODULES = [pytest.param(_stockcore_py, id="py")]
 if _stockcore is not None:
     MODULES.append(pytest.param(_stockcore, id="compiled"))
+EPOCH = "p:{stock}:" + _stockcore_py.EPOCH_KEY
 
 
 @pytest.fixture(params=MODULES)
@@ -49,7 +50,7 @@ def test_the_live_core_follows_the_switch() -> None:
 def test_compiled_core_takes_its_constants_from_the_twin() -> None:
     if _stockcore is None:
         pytest.skip("the compiled core is not built")
-    for name in ("MAX_LINES", "MAX_QTY", "MAX_SKU_LEN", "ReplyError", "LinkError"):
+    for name in ("EPOCH_KEY", "MAX_LINES", "MAX_QTY", "MAX_SKU_LEN", "ReplyError", "LinkError"):
         assert getattr(_stockcore, name) is getattr(_stockcore_py, name)
 
 
@@ -120,14 +121,14 @@ def test_replies_have_the_same_shape(link: Any, redis_url: str) -> None:
 
 
 def test_scripts_reload_after_script_flush(link: Any) -> None:
-    keys = ["p:{stock}:epoch", "p:{stock}:s:A"]
+    keys = [EPOCH, "p:{stock}:s:A"]
     assert link.script("adjust", keys, [5, 1]) == [2]  # no epoch yet
-    link.command("SET", "p:{stock}:epoch", "1")
+    link.command("SET", EPOCH, "1")
     assert link.script("adjust", keys, [5, 1]) == [0, 5]
     link.command("SCRIPT", "FLUSH")
     assert link.script("adjust", keys, [-2, 0]) == [0, 3]
     with pytest.raises(_stockcore_py.ReplyError):
-        link.script("adjust", ["p:{stock}:epoch", "p:{stock}:epoch"], [1, 0])
+        link.script("adjust", [EPOCH, EPOCH], [1, 0])
 
 
 def test_reserve_and_hold_calls_agree(mod: ModuleType, redis_url: str) -> None:
@@ -137,9 +138,9 @@ def test_reserve_and_hold_calls_agree(mod: ModuleType, redis_url: str) -> None:
         client = redis.Redis.from_url(redis_url)
         client.flushdb()
         lk = core.StockLink(redis_url, "p:{stock}:", load_scripts())
-        lk.command("SET", "p:{stock}:epoch", "1")
+        lk.command("SET", EPOCH, "1")
         for sku, n in (("A", 3), ("B", 1)):
-            lk.script("adjust", ["p:{stock}:epoch", f"p:{{stock}}:s:{sku}"], [n, 1])
+            lk.script("adjust", [EPOCH, f"p:{{stock}}:s:{sku}"], [n, 1])
         replies = [
             lk.reserve("t1", [("B", 1), ("A", 2)], 60_000),
             lk.reserve("t1", [("B", 1), ("A", 2)], 60_000),
@@ -213,5 +214,5 @@ def test_reserve_request_bytes_are_the_same(mod: ModuleType, lines: Any) -> None
     ours = mod.StockLink("redis://127.0.0.1:1/0", "p:{s}:", load_scripts()).reserve_request(*args)
     twin = _stockcore_py.StockLink("redis://127.0.0.1:1/0", "p:{s}:", load_scripts())
     assert ours == twin.reserve_request(*args)
-    parts = 9 + 4 * len(mod.canonicalize_lines(lines))
+    parts = 9 + 3 * len(mod.canonicalize_lines(lines))
     assert ours.startswith(b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n" % parts)

@@ -1,5 +1,5 @@
 -- adjust.lua: follow a change of on_hand in the database: available moves by delta.
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- KEYS[2]  P.."s:"..sku     levels of the SKU
 -- ARGV[1]  delta (integer, may be negative)
 -- ARGV[2]  "1" to create the SKU with available = delta when it is missing (new SKU),

@@ -1,5 +1,5 @@
 -- commit.lua: turn a live hold into a sale (sold, not yet shipped).
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- KEYS[2]  P.."h:"..token   the hold
 -- KEYS[3]  P.."exp"         expiry index of held tokens
 -- ARGV[1]  P, the key prefix;  ARGV[2]  token
@@ -20,7 +20,6 @@ for i = 1, #lines, 2 do
   local skey = P .. 's:' .. lines[i]
   redis.call('HINCRBY', skey, 'h', -lines[i + 1])
   redis.call('HINCRBY', skey, 'c', lines[i + 1])
-  redis.call('ZREM', P .. 'x:' .. lines[i], token)
 end
 redis.call('HSET', KEYS[2], '', 'c')
 redis.call('ZREM', KEYS[3], token)

@@ -2,7 +2,7 @@
 -- behind Sentinel runs it on every other server of the service before it reads the
 -- database: an old primary that is still up takes writes until Sentinel demotes it,
 -- and a sale there after the rebuild's read would be missing from the new copy.
--- KEYS[1]  P.."epoch"       marker: "<rebuild id>@<run_id of the server it was written on>"
+-- KEYS[1]  P.."epoch:2"     marker: "<rebuild id>@<run_id of the server it was written on>"
 -- Returns 1 the marker named this server and is deleted (scripts here answer "rebuild
 --         pending" from now on), 0 nothing to do (no marker, or a replica's copy of
 --         its primary's marker: a replica never sells).

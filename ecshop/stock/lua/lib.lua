@@ -1,13 +1,19 @@
 -- lib.lua: helpers prepended to every stock script (not a script of its own).
--- Key layout, all under one hash tag so every script runs on one Cluster slot
--- (P is the prefix, for example "ecshop:{stock}:"):
---   P.."epoch"      string   present while Redis holds a complete copy of the stock:
---                            "<rebuild id>@<run_id of the server it was written on>"
+-- Key layout (version 2), all under one hash tag so every script runs on one Cluster
+-- slot (P is the prefix, for example "ecshop:{stock}:"):
+--   P.."epoch:2"    string   present while Redis holds a complete copy of the stock in
+--                            this layout: "<rebuild id>@<run_id of the server it was
+--                            written on>". The name carries the layout's version: a copy
+--                            in another layout has no such marker, so nothing sells from
+--                            it until a rebuild (which deletes every key under P) wrote
+--                            it again in this one.
 --   P.."s:"..sku    hash     a = available, h = held, c = sold (committed, not shipped)
---   P.."x:"..sku    zset     held tokens with a unit of this SKU, scored by expiry (ms)
 --   P.."h:"..token  hash     "" = state ("h" held | "c" committed), sku = qty
---   P.."exp"        zset     every held token, scored by expiry (ms)
+--   P.."exp"        zset     every held token, scored by expiry (ms): the one expiry index,
+--                            read earliest first by every reserve (lazy reclaim) and the sweep
 -- NOTE: the empty field name marks the state because a SKU is never empty.
+-- Version 1 kept the marker at P.."epoch" and a second expiry index per SKU
+-- (P.."x:"..sku); a reserve paid a ZADD there and a range query on it per line.
 
 -- The expiry score of a hold that lasts until released: ecshop.stock._types.NEVER in ms.
 local NEVER_MS = 4000000000000000
@@ -39,20 +45,12 @@ local function read_hold(hkey)
   return state, lines
 end
 
--- Touch (read) every key that dropping or moving this hold writes, so a key of the
--- wrong type fails the script here, before its first write.
+-- Touch (read) every SKU key that dropping or moving this hold writes, so a key of the
+-- wrong type fails the script here, before its first write (the hold's own key was read
+-- by read_hold, and the caller reads P.."exp").
 local function probe_lines(P, lines)
   for i = 1, #lines, 2 do
     redis.call('HGET', P .. 's:' .. lines[i], 'a')
-    redis.call('ZSCORE', P .. 'x:' .. lines[i], '')
-  end
-end
-
--- Fail (before any write) unless the key is absent or of the given type.
-local function probe_type(key, want)
-  local kind = redis.call('TYPE', key)['ok']
-  if kind ~= 'none' and kind ~= want then
-    error('WRONGTYPE Operation against a key holding the wrong kind of value: ' .. key)
   end
 end
 
@@ -65,9 +63,6 @@ local function drop_hold(P, token, state, lines)
     local skey = P .. 's:' .. lines[i]
     redis.call('HINCRBY', skey, 'a', lines[i + 1])
     redis.call('HINCRBY', skey, field, -lines[i + 1])
-    if field == 'h' then
-      redis.call('ZREM', P .. 'x:' .. lines[i], token)
-    end
   end
   redis.call('DEL', P .. 'h:' .. token)
   redis.call('ZREM', P .. 'exp', token)

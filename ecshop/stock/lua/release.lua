@@ -1,6 +1,6 @@
 -- release.lua: give back the units of a hold (cancel, decline, expiry) or, with
 -- ARGV[3] = "c", of a sale cancelled before shipping (restock).
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- KEYS[2]  P.."h:"..token   the hold
 -- KEYS[3]  P.."exp"         expiry index of held tokens
 -- ARGV[1]  P, the key prefix;  ARGV[2]  token;  ARGV[3]  the state to undo: "h" or "c"

@@ -1,5 +1,5 @@
 -- seal.lua: the last step of a rebuild: the epoch marker, bound to this server.
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- ARGV[1]  the rebuild's id
 -- ARGV[2]  run_id of the server the rebuild wrote its copy to
 -- Returns 1 sealed (selling resumes), 0 this is another server: the primary changed

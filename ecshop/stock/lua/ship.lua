@@ -1,5 +1,5 @@
 -- ship.lua: the units of a sale leave the warehouse: sold decreases, available stays.
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- KEYS[2]  P.."h:"..token   the hold (must be committed)
 -- KEYS[3]  P.."exp"         unused (keeps the key shape of commit and release)
 -- ARGV[1]  P, the key prefix;  ARGV[2]  token

@@ -1,5 +1,5 @@
 -- sweep.lua: reclaim the oldest expired holds, at most ARGV[2] of them.
--- KEYS[1]  P.."epoch"       marker: Redis holds a complete copy
+-- KEYS[1]  P.."epoch:2"     marker: Redis holds a complete copy
 -- KEYS[2]  P.."exp"         expiry index of held tokens
 -- ARGV[1]  P, the key prefix;  ARGV[2]  the most holds to reclaim in this call
 -- Returns the number of holds reclaimed (-1 when the epoch marker is missing).

@@ -1,6 +1,6 @@
 -- verify.lua: is the copy of the stock here this server's own? The stock core runs it
 -- on every new connection, before the connection's first script.
--- KEYS[1]  P.."epoch"       marker: "<rebuild id>@<run_id of the server it was written on>"
+-- KEYS[1]  P.."epoch:2"     marker: "<rebuild id>@<run_id of the server it was written on>"
 -- Returns 1 the marker names this server, 0 there is no marker (a rebuild is pending),
 --         -1 the marker names another server: this one is a replica promoted by a
 --         failover, or restarted from a snapshot, and may lack the last writes
