@@ -15,23 +15,7 @@ from ecshop.config import load_config
 from ecshop.errors import StockUnavailable
 from ecshop.payments.base import PaymentEvent
 from ecshop.store import open_store
-
-QUIET_GATEWAY = """
-from ecshop.payments.base import Gateway, PaymentStatus
-
-NAME = "quiet"
-
-
-class Quiet(Gateway):
-    name = "quiet"
-
-    def fetch_status(self, order_number):
-        return PaymentStatus(order_number, "pending")
-
-
-def register(host):
-    host.add_gateway(Quiet)
-"""
+from tests.test_reconcile import QUIET_GATEWAY  # a gateway that knows of no payment
 
 
 @pytest.fixture
